@@ -1,0 +1,182 @@
+"""MobileNetV1 (Howard et al. 2017) with a width multiplier, as pruned by Zhu & Gupta (2017).
+
+Architecture: a 3x3 convolution stem (stride 2), 13 depthwise-separable blocks (depthwise 3x3 +
+BN + ReLU, then pointwise 1x1 + BN + ReLU), global average pooling, dropout and a fully-connected
+classifier. Channels are ``max(int(c * width), 8)`` as in TF-slim's ``mobilenet_v1`` (all widths of
+the paper, 1.0/0.75/0.5/0.25, give whole numbers, so no further rounding is involved).
+
+Parameter counts (what ``gradprune.counting.count_nnz`` reports, i.e. every ``nn.Parameter``):
+the paper's numbers are reproduced exactly by the convolution kernels plus the classifier's
+weight and bias, with **no** batch-norm parameters. Hence batch norm is ``affine=False`` by default
+(``bn_affine=False``): normalisation without a learnable scale and shift. Measured, 1000 classes:
+
+==========  ===========  ==========  ==========================================
+width       sparsity     NNZ         paper
+==========  ===========  ==========  ==========================================
+1.0         0            4,210,088   4.21M
+1.0         0.5          2,128,296   2.13M
+1.0         0.75         1,087,400   1.09M
+1.0         0.9            462,861   0.46M
+1.0         0.95           254,682   0.25M
+0.75        0            2,569,144   2.59M (a `recollection` row; 0.8% apart)
+0.5         0            1,320,648   1.32M
+0.25        0              464,600   0.46M
+==========  ===========  ==========  ==========================================
+
+With ``bn_affine=True`` (the usual PyTorch choice) every BN layer adds a scale and a shift per
+channel: +21,888 parameters at width 1.0 (4.232M dense, 2.150M at 50%), which no longer rounds to the
+paper's digits; TF-slim's centre-only BN would add 10,944 (4.221M). Dropping the classifier bias
+changes nothing at these digits (4,209,088). Pruning spec (:data:`PRUNE_INCLUDE`): every 1x1
+pointwise convolution and the classifier's weight; the stem convolution and the depthwise
+convolutions stay dense (46,504 parameters at width 1.0 with the classifier bias).
+
+``small_input=True`` (28x28 Fashion-MNIST, 32x32 CIFAR-10): the stem has stride 1 and the 12th
+block (512 -> 1024) stride 1, so the network downsamples by 8 instead of 32 (28 -> 14 -> 7 -> 4,
+32 -> 16 -> 8 -> 4; the last two blocks and the pooling see a 4x4 map). Strides do not change any
+weight shape, so parameter and NNZ counts are those above (for the chosen ``in_channels`` and
+``num_classes``).
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+__all__ = ["BLOCK_CONFIG", "PRUNE_INCLUDE", "MobileNetV1", "mobilenet_v1"]
+
+# (output channels at width 1.0, stride) of the 13 depthwise-separable blocks (Howard et al.
+# 2017, Table 1).
+BLOCK_CONFIG: tuple[tuple[int, int], ...] = (
+    (64, 1),
+    (128, 2),
+    (128, 1),
+    (256, 2),
+    (256, 1),
+    (512, 2),
+    (512, 1),
+    (512, 1),
+    (512, 1),
+    (512, 1),
+    (512, 1),
+    (1024, 2),
+    (1024, 1),
+)
+STEM_CHANNELS = 32
+# Index of the block whose stride becomes 1 with ``small_input=True``.
+_SMALL_INPUT_UNSTRIDED_BLOCK = 11
+
+# fnmatch patterns on parameter names for ``GradualPruner(include=...)``.
+PRUNE_INCLUDE: tuple[str, ...] = ("features.*.pointwise.0.weight", "classifier.1.weight")
+
+
+def scaled_channels(channels: int, width: float, min_channels: int = 8) -> int:
+    """TF-slim's depth rule: ``max(int(channels * width), min_channels)``."""
+    return max(int(channels * width), min_channels)
+
+
+class ConvBNReLU(nn.Sequential):
+    """Conv2d (no bias) -> BatchNorm2d -> ReLU; ``groups=in_channels`` makes it depthwise."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        groups: int = 1,
+        bn_affine: bool = False,
+    ) -> None:
+        super().__init__(
+            nn.Conv2d(
+                in_channels,
+                out_channels,
+                kernel_size,
+                stride=stride,
+                padding=kernel_size // 2,
+                groups=groups,
+                bias=False,
+            ),
+            nn.BatchNorm2d(out_channels, affine=bn_affine),
+            nn.ReLU(inplace=True),
+        )
+
+
+class DepthwiseSeparable(nn.Module):
+    """Depthwise 3x3 (+BN+ReLU) then pointwise 1x1 (+BN+ReLU)."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int, bn_affine: bool) -> None:
+        super().__init__()
+        self.depthwise = ConvBNReLU(
+            in_channels, in_channels, 3, stride=stride, groups=in_channels, bn_affine=bn_affine
+        )
+        self.pointwise = ConvBNReLU(in_channels, out_channels, 1, bn_affine=bn_affine)
+
+    def forward(self, x):
+        return self.pointwise(self.depthwise(x))
+
+
+class MobileNetV1(nn.Module):
+    """MobileNetV1; build it with :func:`mobilenet_v1`."""
+
+    def __init__(
+        self,
+        width: float = 1.0,
+        num_classes: int = 1000,
+        in_channels: int = 3,
+        small_input: bool = False,
+        dropout: float = 1e-3,
+        bn_affine: bool = False,
+    ) -> None:
+        super().__init__()
+        if width <= 0:
+            raise ValueError(f"width must be > 0, got {width}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        self.width = width
+        self.small_input = small_input
+        stem = scaled_channels(STEM_CHANNELS, width)
+        layers: list[nn.Module] = [
+            ConvBNReLU(in_channels, stem, 3, stride=1 if small_input else 2, bn_affine=bn_affine)
+        ]
+        channels = stem
+        for i, (out, stride) in enumerate(BLOCK_CONFIG):
+            if small_input and i == _SMALL_INPUT_UNSTRIDED_BLOCK:
+                stride = 1
+            out = scaled_channels(out, width)
+            layers.append(DepthwiseSeparable(channels, out, stride, bn_affine))
+            channels = out
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(channels, num_classes))
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        # torchvision's MobileNetV2 scheme.
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out")
+            elif isinstance(m, nn.BatchNorm2d) and m.affine:
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, 0.0, 0.01)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x):
+        x = self.pool(self.features(x)).flatten(1)
+        return self.classifier(x)
+
+
+def mobilenet_v1(
+    width: float = 1.0,
+    num_classes: int = 1000,
+    in_channels: int = 3,
+    small_input: bool = False,
+    dropout: float = 1e-3,
+    bn_affine: bool = False,
+) -> MobileNetV1:
+    """MobileNetV1 with width multiplier ``width``.
+
+    ``dropout`` defaults to TF-slim's ``dropout_keep_prob=0.999``. ``small_input=True`` for 28x28 or
+    32x32 images (see the module docstring). ``bn_affine=False`` keeps the paper's parameter counts.
+    """
+    return MobileNetV1(width, num_classes, in_channels, small_input, dropout, bn_affine)
