@@ -1,0 +1,73 @@
+"""The one table of metric directions, labels and tie tolerances used by every report.
+
+Look a metric up with :func:`metric_info`; names are matched against the patterns of
+:data:`METRICS` in order (shell-style ``fnmatch``), so ``test_perplexity`` and ``val_perplexity``
+both hit ``*perplexity`` (lower is better) while ``top1``/``top5``/``bleu``/``chrf`` are higher is
+better. An unknown metric raises ``KeyError`` rather than silently guessing a direction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """How to read one metric.
+
+    Attributes:
+        higher_is_better: direction; drives the sign of every "who wins" difference.
+        label: axis/table label.
+        unit: unit shown in axis labels ("%" for accuracies, "" for unitless scores).
+        tie_tolerance: absolute difference (in the metric's own unit) under which the headline
+            comparison calls a "tie".
+    """
+
+    higher_is_better: bool
+    label: str
+    unit: str = ""
+    tie_tolerance: float = 0.1
+
+    @property
+    def direction(self) -> str:
+        return "higher is better" if self.higher_is_better else "lower is better"
+
+    def axis_label(self) -> str:
+        unit = f" ({self.unit})" if self.unit else ""
+        return f"{self.label}{unit}, {self.direction}"
+
+
+#: pattern -> MetricInfo; the first matching pattern wins (exact names before wildcards).
+METRICS: dict[str, MetricInfo] = {
+    "top1": MetricInfo(True, "Top-1 accuracy", "%", 0.1),
+    "top5": MetricInfo(True, "Top-5 accuracy", "%", 0.1),
+    "bleu": MetricInfo(True, "BLEU", "", 0.1),
+    "chrf": MetricInfo(True, "chrF", "", 0.1),
+    "*perplexity": MetricInfo(False, "Perplexity", "", 0.5),
+    "*loss": MetricInfo(False, "Loss", "", 0.01),
+}
+
+
+def metric_info(name: str) -> MetricInfo:
+    """The :class:`MetricInfo` of metric ``name`` (e.g. ``"top1"``, ``"test_perplexity"``)."""
+    for pattern, info in METRICS.items():
+        if fnmatchcase(name.lower(), pattern):
+            if pattern.startswith("*"):
+                pretty = name.replace("_", " ").capitalize()
+                return MetricInfo(info.higher_is_better, pretty, info.unit, info.tie_tolerance)
+            return info
+    raise KeyError(
+        f"unknown metric {name!r}: add it to gradprune.reporting.directions.METRICS "
+        f"(known patterns: {', '.join(METRICS)})"
+    )
+
+
+def higher_is_better(name: str) -> bool:
+    return metric_info(name).higher_is_better
+
+
+def signed_gain(value: float, baseline: float, name: str) -> float:
+    """``value - baseline`` signed so that a positive result means ``value`` is better."""
+    diff = value - baseline
+    return diff if higher_is_better(name) else -diff

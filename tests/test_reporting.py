@@ -1,0 +1,280 @@
+"""gradprune.reporting on small synthetic runs (fake metrics.json / CSVs in tmp_path)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import matplotlib.image as mpimg
+import numpy as np
+import pandas as pd
+import pytest
+
+from gradprune.reporting import (
+    collect_runs,
+    comparison_table,
+    experiment_table,
+    headline_pairs,
+    load_reference,
+    metric_info,
+    reference_path,
+    write_experiment_figures,
+    write_run_figures,
+    write_tables,
+)
+from gradprune.reporting.pairing import LS, SD, TIE
+from gradprune.reporting.reference import CONFIDENCE_LEVELS
+
+SCHEDULE = {"initial_sparsity": 0.0, "final_sparsity": 0.9, "begin_step": 20, "frequency": 10,
+            "n_updates": 6}
+
+
+def write_run(root, experiment="mobilenet-imagenet", model="mobilenet_v1", size=1.0,
+              role="large-sparse", sparsity=0.9, seed=0, nnz=460_000, params=4_210_000,
+              metrics=None, family=None, task_metric=None, steps=120):
+    metrics = metrics if metrics is not None else {"top1": 60.0, "top5": 84.0}
+    task_metric = task_metric or next(iter(metrics))
+    family = family or ("lm" if "perplexity" in task_metric else "vision")
+    pruning = dict(SCHEDULE, final_sparsity=sparsity) if role == "large-sparse" else None
+    data = {
+        "experiment": experiment, "family": family, "task_metric": task_metric, "model": model,
+        "size": size, "role": role, "target_sparsity": sparsity if role == "large-sparse" else 0.0,
+        "seed": seed, "nnz": nnz, "params": params, "model_sparsity": 1 - nnz / params,
+        "metrics": metrics, "train": {"steps": steps, "wall_time_s": 1.0},
+        "provenance": {"config_hash": "abc", "config": {"pruning": pruning}, "commit": "x",
+                       "dirty": False, "versions": {}, "device": "cpu", "host": "h",
+                       "started": "", "finished": ""},
+    }
+    d = root / f"{experiment}_{model}_{size}_{role}_{sparsity}_{seed}"
+    d.mkdir(parents=True)
+    path = d / "metrics.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def mobilenet_runs(root, seeds=(0,), ls_top1=62.0, sd_top1=50.0):
+    """MobileNet: dense 1.0, large-sparse 1.0 @ 50/90 %, small-dense 0.25/0.5/0.75."""
+    paths = []
+    for seed in seeds:
+        off = 0.1 * seed
+        paths.append(write_run(root, role="dense", sparsity=0.0, seed=seed, nnz=4_210_000,
+                               metrics={"top1": 70.0 + off, "top5": 89.0}))
+        paths.append(write_run(root, sparsity=0.5, seed=seed, nnz=2_130_000,
+                               metrics={"top1": 69.0 + off, "top5": 89.0}))
+        paths.append(write_run(root, sparsity=0.9, seed=seed, nnz=460_000,
+                               metrics={"top1": ls_top1 + off, "top5": 84.0}))
+        for size, nnz, top1 in [(0.25, 470_000, sd_top1), (0.5, 1_320_000, 63.0),
+                                (0.75, 2_590_000, 68.0)]:
+            paths.append(write_run(root, size=size, role="small-dense", sparsity=0.0, seed=seed,
+                                   nnz=nnz, params=nnz, metrics={"top1": top1 + off, "top5": 80.0}))
+    return paths
+
+
+def ptb_runs(root, ls_ppl=80.0, sd_ppl=84.0, seeds=(0,)):
+    paths = []
+    for seed in seeds:
+        kw = {"experiment": "lstm-ptb", "model": "lstm", "seed": seed}
+        paths.append(write_run(root, size=1500, role="dense", sparsity=0.0, nnz=66_000_000,
+                               params=66_000_000, metrics={"test_perplexity": 78.0}, **kw))
+        paths.append(write_run(root, size=1500, role="large-sparse", sparsity=0.9,
+                               nnz=6_600_000, params=66_000_000,
+                               metrics={"test_perplexity": ls_ppl}, **kw))
+        paths.append(write_run(root, size=650, role="small-dense", sparsity=0.0, nnz=19_800_000,
+                               params=19_800_000, metrics={"test_perplexity": 83.0}, **kw))
+        paths.append(write_run(root, size=200, role="small-dense", sparsity=0.0, nnz=6_600_000,
+                               params=6_600_000, metrics={"test_perplexity": sd_ppl}, **kw))
+    return paths
+
+
+# ------------------------------------------------------------------ directions, collect
+def test_metric_directions_single_table():
+    assert metric_info("top1").higher_is_better and metric_info("bleu").higher_is_better
+    assert not metric_info("test_perplexity").higher_is_better
+    assert not metric_info("val_perplexity").higher_is_better
+    with pytest.raises(KeyError):
+        metric_info("mystery")
+
+
+def test_collect_flattens_metrics(tmp_path):
+    runs = collect_runs(mobilenet_runs(tmp_path))
+    assert len(runs) == 6
+    assert {"metric.top1", "metric.top5", "nnz_millions", "pruning.final_sparsity"} <= set(
+        runs.columns)
+    assert runs.loc[runs["role"] == "dense", "nnz_millions"].item() == pytest.approx(4.21)
+
+
+# ------------------------------------------------------------------ pairing / headline
+def test_pairing_picks_nearest_nnz(tmp_path):
+    pairs = headline_pairs(collect_runs(mobilenet_runs(tmp_path)))
+    by_sparsity = pairs.set_index("ls_sparsity")
+    assert by_sparsity.loc[0.9, "sd_size"] == 0.25      # 0.46M vs 0.47M
+    assert by_sparsity.loc[0.5, "sd_size"] == 0.75      # 2.13M: 2.59M nearer than 1.32M (ratio)
+    assert by_sparsity.loc[0.9, "difference"] == pytest.approx(12.0)
+    assert by_sparsity.loc[0.9, "verdict"] == LS
+
+
+def test_tie_in_distance_goes_to_smaller_model(tmp_path):
+    paths = [write_run(tmp_path, sparsity=0.5, nnz=2_000_000),
+             write_run(tmp_path, size=0.5, role="small-dense", sparsity=0.0, nnz=1_000_000),
+             write_run(tmp_path, size=0.75, role="small-dense", sparsity=0.0, nnz=4_000_000)]
+    pairs = headline_pairs(collect_runs(paths))
+    assert pairs["sd_size"].item() == 0.5
+
+
+def test_verdict_flips_when_numbers_flip(tmp_path):
+    a = headline_pairs(collect_runs(mobilenet_runs(tmp_path / "a", ls_top1=62, sd_top1=50)))
+    b = headline_pairs(collect_runs(mobilenet_runs(tmp_path / "b", ls_top1=50, sd_top1=62)))
+    row = lambda p: p[p["ls_sparsity"] == 0.9].iloc[0]
+    assert row(a)["verdict"] == LS and row(b)["verdict"] == SD
+    assert row(b)["difference"] == pytest.approx(-12.0)
+    c = headline_pairs(collect_runs(mobilenet_runs(tmp_path / "c", ls_top1=50.05, sd_top1=50)))
+    assert row(c)["verdict"] == TIE
+
+
+def test_perplexity_lower_is_better(tmp_path):
+    pairs = headline_pairs(collect_runs(ptb_runs(tmp_path, ls_ppl=80.0, sd_ppl=84.0)))
+    r = pairs.iloc[0]
+    assert r["sd_size"] == 200 and not r["higher_is_better"]
+    assert r["difference"] == pytest.approx(4.0) and r["verdict"] == LS
+    flipped = headline_pairs(collect_runs(ptb_runs(tmp_path / "f", ls_ppl=90.0, sd_ppl=84.0)))
+    assert flipped.iloc[0]["verdict"] == SD and flipped.iloc[0]["difference"] < 0
+
+
+def test_multi_seed_mean_std_and_holds(tmp_path):
+    pairs = headline_pairs(collect_runs(mobilenet_runs(tmp_path, seeds=(0, 1, 2))))
+    r = pairs[pairs["ls_sparsity"] == 0.9].iloc[0]
+    assert r["ls_mean"] == pytest.approx(62.1) and r["ls_std"] == pytest.approx(0.1)
+    assert r["ls_n_seeds"] == 3 and r["n_paired_seeds"] == 3
+    assert bool(r["holds_across_seeds"]) is True
+
+    # seed 2 of the small-dense model beats its large-sparse partner: the mean verdict stays
+    # "large-sparse better" but no longer holds across seeds
+    paths = mobilenet_runs(tmp_path / "mixed", seeds=(0, 1, 2), ls_top1=62, sd_top1=50)
+    for p in paths:
+        d = json.loads(p.read_text())
+        if d["role"] == "small-dense" and d["size"] == 0.25 and d["seed"] == 2:
+            d["metrics"]["top1"] = 70.0
+            p.write_text(json.dumps(d))
+    mixed = headline_pairs(collect_runs(paths))
+    r = mixed[mixed["ls_sparsity"] == 0.9].iloc[0]
+    assert r["verdict"] == LS and bool(r["holds_across_seeds"]) is False
+    assert "2:small-dense better" in r["seed_verdicts"]
+
+
+def test_single_seed_holds_is_na(tmp_path):
+    r = headline_pairs(collect_runs(mobilenet_runs(tmp_path))).iloc[0]
+    assert pd.isna(r["holds_across_seeds"]) and math.isnan(r["ls_std"])
+
+
+# ------------------------------------------------------------------ tables, paper comparison
+def test_experiment_table_mean_std(tmp_path):
+    runs = collect_runs(mobilenet_runs(tmp_path, seeds=(0, 1)))
+    num, disp = experiment_table(runs, "mobilenet-imagenet")
+    assert list(disp.columns[:4]) == ["Model", "Width", "Sparsity", "NNZ (M)"]
+    assert "Seeds" in disp and (num["n_seeds"] == 2).all()
+    dense = num[(num["size"] == 1.0) & (num["sparsity"] == 0.0)].iloc[0]
+    assert dense["top1"] == pytest.approx(70.05) and dense["top1_std"] == pytest.approx(
+        np.std([70.0, 70.1], ddof=1))
+    assert "±" in disp.loc[0, "top1"]
+
+
+def test_shipped_reference_keeps_confidence():
+    ref = load_reference()
+    assert reference_path().name == "paper_reference.csv"
+    assert set(ref["confidence"]) <= set(CONFIDENCE_LEVELS)
+    row = ref[(ref["experiment"] == "mobilenet-imagenet") & (ref["sparsity"] == 0.9)
+              & (ref["metric"] == "top1")].iloc[0]
+    assert row["value"] == 61.8 and row["confidence"] == "corroborated"
+
+
+def test_comparison_matches_paper_rows(tmp_path):
+    runs = collect_runs(mobilenet_runs(tmp_path) + ptb_runs(tmp_path))
+    num, disp = comparison_table(runs, "mobilenet-imagenet", compare_with_paper=True)
+    r = num[(num["model"] == "mobilenet_v1") & (num["size"] == 1.0) & (num["sparsity"] == 0.9)]
+    top1 = r[r["metric"] == "top1"].iloc[0]
+    assert top1["paper"] == 61.8 and top1["reproduced"] == 62.0
+    assert top1["difference"] == pytest.approx(0.2) and top1["confidence"] == "corroborated"
+    assert r[r["metric"] == "top5"].iloc[0]["confidence"] == "recollection"
+    # a paper row not reproduced here (95 % sparse) stays, with no reproduced value
+    missing = num[num["sparsity"] == 0.95].iloc[0]
+    assert missing["paper"] == 53.6 and pd.isna(missing["reproduced"])
+    assert {"Paper", "Confidence", "Difference"} <= set(disp.columns)
+    # "lstm" at 1500 units maps to the paper's "LSTM-large"
+    num, _ = comparison_table(runs, "lstm-ptb", compare_with_paper=True)
+    r = num[(num["size"] == 1500) & (num["sparsity"] == 0.9)].iloc[0]
+    assert r["model"] == "lstm" and r["paper"] == 80.24 and r["confidence"] == "seed"
+
+
+def test_comparison_without_paper(tmp_path):
+    runs = collect_runs(mobilenet_runs(tmp_path))
+    num, disp = comparison_table(runs, "mobilenet-imagenet", compare_with_paper=False)
+    assert "paper" not in num and "Paper" not in disp and "Confidence" not in disp
+    assert len(num) == 12  # 6 configurations x 2 metrics, no paper-only rows
+
+
+# ------------------------------------------------------------------ files
+def _check_png(path):
+    assert path.exists() and path.stat().st_size > 1000
+    img = mpimg.imread(path)
+    assert img.ndim == 3 and img.shape[0] > 200 and img.shape[1] > 200
+
+
+def test_write_tables_and_experiment_figures(tmp_path):
+    files = mobilenet_runs(tmp_path / "runs", seeds=(0, 1)) + ptb_runs(tmp_path / "runs")
+    out = tmp_path / "out"
+    written = write_tables(files, out, compare_with_paper=True)
+    for stem in ["mobilenet-imagenet", "mobilenet-imagenet_comparison",
+                 "mobilenet-imagenet_headline", "lstm-ptb_headline", "headline"]:
+        for ext in ("csv", "md", "tex"):
+            assert out / f"{stem}.{ext}" in written and (out / f"{stem}.{ext}").stat().st_size
+    assert (out / "runs.csv").exists()
+    assert "corroborated" in (out / "mobilenet-imagenet_comparison.md").read_text()
+    assert r"\pm" in (out / "mobilenet-imagenet.tex").read_text()
+    assert "large-sparse better" in (out / "headline.md").read_text()
+
+    figs = write_experiment_figures(files, out / "fig", compare_with_paper=True)
+    assert {p.name for p in figs} == {f"{e}_metric_vs_nnz.{x}" for e in
+                                      ("mobilenet-imagenet", "lstm-ptb") for x in ("png", "pdf")}
+    _check_png(out / "fig" / "mobilenet-imagenet_metric_vs_nnz.png")
+    assert (out / "fig" / "lstm-ptb_metric_vs_nnz.pdf").stat().st_size > 1000
+
+
+def test_write_run_figures(tmp_path):
+    metrics = write_run(tmp_path, steps=120)
+    steps = np.arange(0, 120, 2)
+    sched = [0.0 if s < 20 else min(0.9, 0.9 * (1 - (1 - (s - 20) // 10 / 6) ** 3))
+             for s in steps]
+    pd.DataFrame({"step": steps, "epoch": steps // 40, "loss": 2.0 / (1 + steps / 30),
+                  "lr": 0.1 * 0.97 ** steps, "target_sparsity": sched,
+                  "model_sparsity": np.array(sched) * 0.8}).to_csv(
+        tmp_path / "train_log.csv", index=False)
+    pd.DataFrame({"step": [0, 40, 80, 119], "top1": [10.0, 40.0, 55.0, 60.0]}).to_csv(
+        tmp_path / "eval.csv", index=False)
+    rows = []
+    for k in range(7):
+        step = 20 + 10 * k
+        target = 0.9 * (1 - (1 - k / 6) ** 3)
+        for g, t, numel in [("pointwise", "conv1.weight", 1000), ("pointwise", "conv2.weight", 4000),
+                            ("fc", "fc.weight", 2000)]:
+            nnz = round(numel * (1 - target))
+            rows.append({"step": step, "group": g, "tensor": t, "target": target,
+                         "realized": 1 - nnz / numel, "numel": numel, "nnz": nnz})
+    pd.DataFrame(rows).to_csv(tmp_path / "prune_log.csv", index=False)
+
+    out = tmp_path / "fig"
+    written = write_run_figures(metrics, tmp_path / "train_log.csv", tmp_path / "prune_log.csv",
+                                out, eval_csv=tmp_path / "eval.csv")
+    assert {p.name for p in written} == {f"{s}.{x}" for s in
+                                         ("sparsity_schedule", "training_curves", "lr_sparsity")
+                                         for x in ("png", "pdf")}
+    for s in ("sparsity_schedule", "training_curves", "lr_sparsity"):
+        _check_png(out / f"{s}.png")
+
+    # a dense run: no prune log (None or header only), no eval file; the same names come out
+    dense = write_run(tmp_path / "dense", role="dense", sparsity=0.0)
+    written = write_run_figures(dense, tmp_path / "train_log.csv", None, tmp_path / "dense_fig")
+    assert len(written) == 6 and all(p.stat().st_size > 0 for p in written)
+    empty = tmp_path / "dense" / "prune_log.csv"
+    empty.write_text("step,group,tensor,target,realized,numel,nnz\n")
+    written = write_run_figures(dense, tmp_path / "train_log.csv", empty, tmp_path / "dense_fig2")
+    assert {p.name for p in written} == {p.name for p in (tmp_path / "dense_fig").iterdir()}
