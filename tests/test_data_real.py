@@ -1,0 +1,110 @@
+"""The real datasets, fetched through the shared mirror (../shared/data/mirror beside the repo, or
+$GRADPRUNE_TEST_MIRROR) into a temp folder, then read. Skipped only when the mirror is absent."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from gradprune.data import registry
+from gradprune.data.fashion_mnist import load_fashion_mnist
+from gradprune.data.fetch import ENV_MIRROR, fetch_all
+from gradprune.data.lm_corpus import load_ptb, load_wikitext2
+from gradprune.data.parallel_text import load_iwslt17, load_multi30k, load_newstest2014
+
+MIRROR = Path(
+    os.environ.get("GRADPRUNE_TEST_MIRROR")
+    or Path(__file__).resolve().parents[2] / "shared" / "data" / "mirror"
+)
+pytestmark = pytest.mark.skipif(
+    not MIRROR.is_dir(),
+    reason=f"real-data mirror not found at {MIRROR} (set GRADPRUNE_TEST_MIRROR to its folder)",
+)
+
+
+@pytest.fixture(scope="module")
+def fetched(tmp_path_factory):
+    """{dataset: folder} of verified copies; offline=True: the mirror must hold everything."""
+    root = tmp_path_factory.mktemp("real-data")
+    cache: dict[str, Path] = {}
+
+    def get(dataset: str) -> Path:
+        if dataset not in cache:
+            fetch_all(dataset, root / dataset, mirror=MIRROR, offline=True)
+            cache[dataset] = root / dataset
+        return cache[dataset]
+
+    return get
+
+
+def test_registry_matches_the_mirror_manifest():
+    manifest = MIRROR.parent / "MANIFEST.tsv"
+    if not manifest.exists():
+        pytest.skip(f"no {manifest}")
+    with open(manifest, newline="") as f:
+        rows = {r["path"]: r for r in csv.DictReader(f, delimiter="\t")}
+    ours = {f"{d}/{f}": registry.get(d, f) for d in registry.datasets() for f in registry.files(d)}
+    assert sorted(ours) == sorted(rows)
+    for path, e in ours.items():
+        assert (e.bytes, e.sha256) == (int(rows[path]["bytes"]), rows[path]["sha256"])
+        assert rows[path]["canonical_url"].startswith(e.url)
+
+
+def test_fashion_mnist(fetched):
+    root = fetched("fashion-mnist")
+    images, labels = load_fashion_mnist(root, "train")
+    assert images.shape == (60_000, 28, 28) and images.dtype == torch.uint8
+    assert torch.bincount(labels).tolist() == [6_000] * 10
+    images, labels = load_fashion_mnist(root, "test")
+    assert images.shape == (10_000, 28, 28) and len(labels) == 10_000
+
+
+def test_ptb(fetched):
+    c = load_ptb(fetched("ptb"))
+    assert len(c.vocab) == 10_000
+    assert (c.train.numel(), c.valid.numel(), c.test.numel()) == (929_589, 73_760, 82_430)
+
+
+def test_wikitext2(fetched):
+    c = load_wikitext2(fetched("wikitext-2"))
+    assert len(c.vocab) == 33_278
+    assert (c.train.numel(), c.valid.numel(), c.test.numel()) == (2_088_628, 217_646, 245_569)
+
+
+def test_multi30k(fetched):
+    root = fetched("multi30k")
+    train = load_multi30k(root, "train")
+    assert len(train) == 29_000
+    assert train[0] == (
+        "Two young, White males are outside near many bushes.",
+        "Zwei junge weiße Männer sind im Freien in der Nähe vieler Büsche.",
+    )
+    assert len(load_multi30k(root, "val")) == 1_014
+    assert len(load_multi30k(root, "test_2016_flickr")) == 1_000
+
+
+def test_newstest2014(fetched):
+    pairs = load_newstest2014(fetched("wmt14"), "en", "de")
+    assert len(pairs) == 3_003
+    assert pairs[0] == (
+        "Gutach: Increased safety for pedestrians",
+        "Gutach: Noch mehr Sicherheit für Fußgänger",
+    )
+
+
+def test_iwslt17_en_de(fetched):
+    root = fetched("iwslt17")
+    pairs = load_iwslt17(root, "en", "de")
+    assert len(pairs) == 1_138
+    assert pairs[0] == ("So this is James Risen.", "Das ist James Risen.")
+    assert len(load_iwslt17(root, "de", "en", year=2016)) == 1_133
+
+
+def test_env_var_mirror_is_used(tmp_path, monkeypatch):
+    monkeypatch.setenv(ENV_MIRROR, str(MIRROR))
+    paths = fetch_all("iwslt17", tmp_path, offline=True)
+    assert sorted(paths) == ["de-en.tgz", "en-de.tgz"]
