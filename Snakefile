@@ -1,0 +1,23 @@
+# gradprune: Zhu & Gupta (2017), "To prune, or not to prune", reproduced end to end.
+# `snakemake --cores all` builds every table and figure of the configured preset (config.yaml is
+# `mini`; `--configfile presets/paper.yaml` for the paper's scale). See README.md.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True
+
+
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/report.smk"

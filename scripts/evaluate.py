@@ -1,0 +1,15 @@
+"""Snakemake entry point: score exported weights and write metrics.json with provenance."""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
+from gradprune import runner  # noqa: E402
+from gradprune.workflow import logged_to, run_from_wildcards  # noqa: E402
+
+sm = snakemake  # noqa: F821
+with logged_to(sm.log[0]):
+    config = sm.params.config
+    run = run_from_wildcards(config, sm.wildcards)
+    runner.configure_torch(sm.threads, config["deterministic"])
+    runner.evaluate(config, run, dict(sm.input), Path(sm.input.weights), Path(sm.input.summary),
+                    Path(sm.output.metrics))

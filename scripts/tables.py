@@ -1,0 +1,11 @@
+"""Snakemake entry point: every table (CSV, Markdown, LaTeX) from the runs' metrics.json."""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
+from gradprune.reporting.api import write_tables  # noqa: E402
+from gradprune.workflow import logged_to  # noqa: E402
+
+sm = snakemake  # noqa: F821
+with logged_to(sm.log[0]):
+    write_tables(sm.input, Path(sm.output.runs).parent, sm.params.compare_with_paper)

@@ -1,0 +1,195 @@
+"""The three steps of every run, as the workflow calls them.
+
+- ``pretrain``: train the large dense model for steps [0, t0) and save the full training state.
+- ``train``: continue from that state to ``total_steps`` while pruning to the run's target
+  (target 0 is the dense row), or train a small-dense model from scratch for ``total_steps``;
+  export weights (safetensors), the per-step log and the pruning log.
+- ``evaluate``: score the exported weights on the test split and write ``metrics.json`` with the
+  full provenance.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from gradprune.config import Run, size_value
+from gradprune.counting import count_nnz
+from gradprune.models import prune_include
+from gradprune.provenance import now, provenance
+from gradprune.pruning import GradualPruner
+from gradprune.schedule import CubicSchedule
+from gradprune.tasks import build_task
+from gradprune.training.checkpoint import (
+    export_weights, import_weights, load_checkpoint, save_checkpoint,
+)
+from gradprune.training.loop import TrainState, resume_if_possible, seed_everything, train_steps
+from gradprune.training.optim import build_optimizer
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("config asks for device: cuda but no CUDA device is visible; use auto or cpu")
+    return torch.device(name)
+
+
+def configure_torch(threads: int, deterministic: bool) -> None:
+    torch.set_num_threads(max(1, threads))
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+
+
+def run_config(config: dict, run: Run) -> dict:
+    """The part of the config that determines this run (its hash goes into provenance)."""
+    exp = config["experiments"][run.experiment]
+    cfg = {
+        "preset": config["preset"],
+        "experiment": run.experiment,
+        "run": {"model": run.model, "size": run.size, "sparsity": run.sparsity, "seed": run.seed,
+                "role": run.role},
+        "deterministic": config.get("deterministic", True),
+        **exp,
+    }
+    # The schedule this run followed, in full (reports redraw it).
+    cfg["pruning"] = {**exp["pruning"], **schedule_for(exp, float(run.sparsity)).to_dict()}
+    return cfg
+
+
+def schedule_for(exp: dict, sparsity: float) -> CubicSchedule:
+    pr = exp["pruning"]
+    return CubicSchedule(
+        initial_sparsity=min(pr.get("initial_sparsity", 0.0), sparsity), final_sparsity=sparsity,
+        begin_step=pr["begin_step"], frequency=pr["frequency"], n_updates=pr["n_updates"],
+        exponent=pr.get("exponent", 3.0),
+    )
+
+
+def make_pruner(exp: dict, model, sparsity: float) -> GradualPruner | None:
+    if sparsity == 0.0:
+        return None
+    pr = exp["pruning"]
+    include = pr.get("include") or prune_include(exp["model"])
+    return GradualPruner(
+        model, schedule_for(exp, sparsity), include=include, exclude=pr.get("exclude") or None,
+        sparsity_overrides=pr.get("sparsity_overrides") or None,
+        lstm_grouping=pr.get("lstm_grouping", "layer"),
+    )
+
+
+def _new_state(config: dict, run: Run, data_files: dict, with_pruner: bool) -> TrainState:
+    exp = config["experiments"][run.experiment]
+    device = resolve_device(config.get("device", "auto"))
+    task = build_task(exp, data_files, device, run.seed)
+    seed_everything(run.seed)
+    model = task.build_model(size_value(run.size)).to(device)
+    optimizer = build_optimizer(model, exp["train"]["optimizer"])
+    pruner = make_pruner(exp, model, float(run.sparsity)) if with_pruner else None
+    return TrainState(model, optimizer, pruner, task)
+
+
+def pretrain(config: dict, run: Run, data_files: dict, out_checkpoint: Path, work_dir: Path,
+             stop_after: int | None = None) -> None:
+    """Dense training of the large model up to the first pruning step t0."""
+    exp = config["experiments"][run.experiment]
+    t0 = exp["pruning"]["begin_step"]
+    state = _new_state(config, run, data_files, with_pruner=False)
+    ckpt = Path(work_dir) / "checkpoint.pt"
+    resume_if_possible(state, ckpt)
+    train_steps(state, exp["train"], t0, ckpt, desc=f"{run.experiment} dense to t0={t0}",
+                stop_after=stop_after)
+    if state.step < t0:
+        return  # interrupted on purpose (tests); the checkpoint holds the progress
+    save_checkpoint(state.state_dict(), out_checkpoint)
+    _remove_checkpoint(ckpt)
+
+
+def train(config: dict, run: Run, data_files: dict, out_dir: Path, init_checkpoint: Path | None,
+          stop_after: int | None = None) -> bool:
+    """Continue (or start) a run to ``total_steps``; returns True when it finished."""
+    exp = config["experiments"][run.experiment]
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    started = now()
+    state = _new_state(config, run, data_files, with_pruner=True)
+    ckpt = out_dir / "checkpoint.pt"
+    if not resume_if_possible(state, ckpt) and init_checkpoint is not None:
+        # The dense state at t0: same weights, optimizer state, RNG and logs for every sparsity.
+        state.load(load_checkpoint(init_checkpoint, map_location=state.task.device), with_pruner=False)
+    total = exp["train"]["total_steps"]
+    train_steps(state, exp["train"], total, ckpt, desc=f"{run.experiment} {run.model}-{run.size} "
+                f"s={run.sparsity} seed={run.seed}", stop_after=stop_after)
+    if state.step < total:
+        return False
+    masks = state.pruner.masks() if state.pruner else {}
+    export_weights(state.model, masks, out_dir / "model.safetensors",
+                   {"run": run.dir, "step": state.step})
+    _write_csv(out_dir / "train_log.csv", state.logs.train,
+               ["step", "epoch", "loss", "lr", "target_sparsity", "model_sparsity"])
+    eval_fields = ["step"] + [m for m in state.task.metric_names]
+    _write_csv(out_dir / "eval.csv", state.logs.eval, eval_fields)
+    _write_csv(out_dir / "prune_log.csv", state.pruner.history_rows() if state.pruner else [],
+               ["step", "group", "tensor", "target", "realized", "numel", "nnz"])
+    summary = {"steps": state.step, "wall_time_s": round(state.logs.wall_time_s, 2),
+               "started": started, "device": str(state.task.device),
+               "resumed_from_dense_t0": init_checkpoint is not None}
+    (out_dir / "train_summary.json").write_text(json.dumps(summary, indent=2))
+    _remove_checkpoint(ckpt)
+    return True
+
+
+def evaluate(config: dict, run: Run, data_files: dict, weights: Path, train_summary: Path,
+             out_metrics: Path) -> dict:
+    exp = config["experiments"][run.experiment]
+    started = now()
+    state = _new_state(config, run, data_files, with_pruner=False)
+    weights_state, masks = import_weights(weights)
+    state.model.load_state_dict(weights_state)
+    metrics = state.task.evaluate(state.model, split="test")
+    nnz = count_nnz(state.model, masks)
+    cfg = run_config(config, run)
+    result = {
+        "experiment": run.experiment,
+        "family": exp["family"],
+        "dataset": exp["dataset"],
+        "task_metric": state.task.metric_names[0],
+        "model": run.model,
+        "size": size_value(run.size),
+        "role": run.role,
+        "target_sparsity": float(run.sparsity),
+        "seed": run.seed,
+        "nnz": nnz.total,
+        "params": nnz.dense_total,
+        "model_sparsity": nnz.sparsity,
+        "pruned_tensors_sparsity": _pruned_sparsity(masks),
+        "metrics": metrics,
+        "train": json.loads(Path(train_summary).read_text()),
+        "provenance": provenance(cfg, state.task.device, started),
+    }
+    result["train"]["total_steps"] = exp["train"]["total_steps"]
+    Path(out_metrics).write_text(json.dumps(result, indent=2, default=str))
+    return result
+
+
+def _pruned_sparsity(masks: dict) -> float:
+    if not masks:
+        return 0.0
+    return 1.0 - sum(int(m.sum()) for m in masks.values()) / sum(m.numel() for m in masks.values())
+
+
+def _write_csv(path: Path, rows: list[dict], fields: list[str]) -> None:
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _remove_checkpoint(ckpt: Path) -> None:
+    ckpt.unlink(missing_ok=True)
+    ckpt.with_name(ckpt.name + ".sha256").unlink(missing_ok=True)

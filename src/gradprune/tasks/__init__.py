@@ -1,0 +1,30 @@
+"""Tasks: what a family trains on and how it is scored (vision, lm, translation).
+
+A task turns prepared data files into batches for a given step and evaluates a model. Batches are a
+pure function of (seed, step), so a run resumed at step t sees exactly the batches it would have
+seen; state that must carry across steps (an LSTM's hidden state) is in ``state_dict()``.
+"""
+
+from __future__ import annotations
+
+from gradprune.tasks.base import Task
+
+
+def build_task(experiment: dict, data_files: dict, device, seed: int) -> Task:
+    family = experiment["family"]
+    if family == "vision":
+        from gradprune.tasks.vision import VisionTask
+
+        return VisionTask(experiment, data_files, device, seed)
+    if family == "lm":
+        from gradprune.tasks.lm import LanguageModelTask
+
+        return LanguageModelTask(experiment, data_files, device, seed)
+    if family == "translation":
+        from gradprune.tasks.translation import TranslationTask
+
+        return TranslationTask(experiment, data_files, device, seed)
+    raise ValueError(f"unknown family {family!r}; known: vision, lm, translation")
+
+
+__all__ = ["Task", "build_task"]

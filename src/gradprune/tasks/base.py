@@ -1,0 +1,49 @@
+"""The interface every family implements."""
+
+from __future__ import annotations
+
+import abc
+
+import torch
+from torch import nn
+
+
+class Task(abc.ABC):
+    #: metric names evaluate() returns; the first is the headline metric of tables
+    metric_names: tuple[str, ...] = ()
+    #: metric evaluated periodically during training for the curves (eval.csv)
+    curve_metric: str = ""
+
+    def __init__(self, experiment: dict, data_files: dict, device, seed: int) -> None:
+        self.experiment = experiment
+        self.data_files = data_files
+        self.device = torch.device(device)
+        self.seed = seed
+
+    @abc.abstractmethod
+    def build_model(self, size) -> nn.Module:
+        """A freshly initialised model of this size (seeded by the caller)."""
+
+    @abc.abstractmethod
+    def train_loss(self, model: nn.Module, step: int) -> torch.Tensor:
+        """Loss of the batch of optimizer step ``step`` (model already in train mode)."""
+
+    @abc.abstractmethod
+    def evaluate(self, model: nn.Module, split: str = "test", limit: int | None = None) -> dict:
+        """Metrics on ``split`` ("valid" or "test"); ``limit`` examples for quick curves."""
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return 0
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+
+def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """The shuffled order of epoch ``epoch``: a pure function of (seed, epoch), for resumption."""
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=gen)

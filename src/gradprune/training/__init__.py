@@ -1,0 +1,1 @@
+"""Training: optimizers and learning-rate schedules, checkpoints, and the loop that prunes."""

@@ -1,0 +1,183 @@
+"""The training loop that prunes, logs and checkpoints.
+
+One loop serves the dense phase (steps 0..t0), the continuation to each target sparsity
+(t0..total) and the small-dense models (0..total). A run writes a checkpoint every
+``checkpoint_every`` steps; started again on the same folder it resumes from it, so a preempted or
+killed job loses at most that many steps and ends bitwise where an uninterrupted run ends (CPU).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from gradprune.pruning import GradualPruner
+from gradprune.training.checkpoint import load_checkpoint, save_checkpoint
+from gradprune.training.optim import lr_at, set_lr
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def rng_state() -> dict:
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+@dataclass
+class Logs:
+    """Rows of train_log.csv and eval.csv, kept in the checkpoint so a resumed run has them all."""
+
+    train: list[dict] = field(default_factory=list)
+    eval: list[dict] = field(default_factory=list)
+    wall_time_s: float = 0.0
+
+    def state_dict(self) -> dict:
+        return {"train": self.train, "eval": self.eval, "wall_time_s": self.wall_time_s}
+
+    @classmethod
+    def from_state(cls, state: dict) -> "Logs":
+        return cls(list(state["train"]), list(state["eval"]), float(state["wall_time_s"]))
+
+
+@dataclass
+class TrainState:
+    """Everything a run needs to continue: the object a checkpoint holds."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    pruner: GradualPruner | None
+    task: object
+    step: int = 0  # next optimizer step to take
+    logs: Logs = field(default_factory=Logs)
+
+    def state_dict(self) -> dict:
+        return {
+            "step": self.step,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "pruner": self.pruner.state_dict() if self.pruner else None,
+            "task": self.task.state_dict(),
+            "rng": rng_state(),
+            "logs": self.logs.state_dict(),
+        }
+
+    def load(self, state: dict, with_pruner: bool = True) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if with_pruner and self.pruner is not None and state.get("pruner") is not None:
+            self.pruner.load_state_dict(state["pruner"])
+        self.task.load_state_dict(state["task"])
+        set_rng_state(state["rng"])
+        self.step = int(state["step"])
+        self.logs = Logs.from_state(state["logs"])
+
+
+def train_steps(
+    state: TrainState,
+    train_cfg: dict,
+    end_step: int,
+    checkpoint_path: Path | None = None,
+    desc: str = "train",
+    stop_after: int | None = None,
+) -> None:
+    """Train from ``state.step`` up to ``end_step`` (exclusive).
+
+    ``stop_after``: stop (after checkpointing) once this many steps were taken in this call; used
+    by tests to simulate preemption.
+    """
+    total = train_cfg["total_steps"]
+    opt_cfg, sched = train_cfg["optimizer"], train_cfg.get("lr_schedule", {"name": "constant"})
+    clip = train_cfg.get("grad_clip_norm")
+    log_every, eval_every = train_cfg.get("log_every", 20), train_cfg.get("eval_every", 500)
+    ckpt_every = train_cfg.get("checkpoint_every", 500)
+    model, task, pruner = state.model, state.task, state.pruner
+    model.train()
+    taken = 0
+    t_last = time.perf_counter()
+    bar = tqdm(total=end_step, initial=state.step, desc=desc, unit="step", mininterval=5, leave=False)
+    running, n_running = 0.0, 0
+    while state.step < end_step:
+        step = state.step
+        lr = lr_at(step, opt_cfg["lr"], sched, total)
+        set_lr(state.optimizer, lr)
+        loss = task.train_loss(model, step)
+        state.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+        state.optimizer.step()
+        if pruner is not None:
+            pruner.step(step)
+        loss_value = float(loss.detach())
+        if not np.isfinite(loss_value):
+            raise FloatingPointError(
+                f"{desc}: loss is {loss_value} at step {step} (lr {lr:g}); the run diverged. "
+                "Lower the learning rate or enable train.grad_clip_norm."
+            )
+        running += loss_value
+        n_running += 1
+        state.step = step + 1
+        taken += 1
+        bar.update(1)
+        if state.step % log_every == 0 or state.step == end_step:
+            target = pruner.schedule(step) if pruner is not None else 0.0
+            realized = _model_sparsity(pruner)
+            state.logs.train.append(
+                {"step": step, "epoch": step / max(1, task.steps_per_epoch), "loss": running / n_running,
+                 "lr": lr, "target_sparsity": target, "model_sparsity": realized}
+            )
+            bar.set_postfix(loss=f"{running / n_running:.3f}", lr=f"{lr:.3g}")
+            running, n_running = 0.0, 0
+        if task.curve_metric and (state.step % eval_every == 0 or state.step == end_step):
+            metrics = task.evaluate(model, split="valid", limit=train_cfg.get("eval_curve_examples", 2000))
+            model.train()
+            state.logs.eval.append({"step": step, **metrics})
+        now = time.perf_counter()
+        state.logs.wall_time_s += now - t_last
+        t_last = now
+        interrupted = stop_after is not None and taken >= stop_after
+        if checkpoint_path is not None and state.step < end_step and (
+            state.step % ckpt_every == 0 or interrupted
+        ):
+            save_checkpoint(state.state_dict(), checkpoint_path)
+        if interrupted:
+            break
+    bar.close()
+
+
+def _model_sparsity(pruner: GradualPruner | None) -> float:
+    """Sparsity over the pruned tensors (what the schedule targets)."""
+    if pruner is None:
+        return 0.0
+    masks = pruner.masks()
+    if not masks:
+        return 0.0
+    kept = sum(int(m.sum()) for m in masks.values())
+    numel = sum(m.numel() for m in masks.values())
+    return 1.0 - kept / numel
+
+
+def resume_if_possible(state: TrainState, checkpoint_path: Path) -> bool:
+    """Load the run's own checkpoint when one exists (a rerun after preemption)."""
+    if checkpoint_path.exists():
+        state.load(load_checkpoint(checkpoint_path, map_location=state.task.device))
+        return True
+    return False

@@ -1,0 +1,112 @@
+"""What the Snakemake rules ask of the package: file names per dataset, resources, targets.
+
+Kept here (not in the .smk files) so that the rules stay declarative and this logic is tested.
+"""
+
+from __future__ import annotations
+
+from gradprune.config import RESULTS, plan_runs
+
+RAW = "resources/data"
+PREPARED = "resources/prepared"
+
+# dataset -> (registry dataset whose files the prepare step reads, prepared file name)
+PREPARED_FILES = {
+    "fashion-mnist": ("fashion-mnist", "data.safetensors"),
+}
+
+
+def registry_for(config: dict):
+    """The shipped registry, or the TSV named by ``data.registry`` (tests, private mirrors)."""
+    from gradprune.data.registry import Registry, default_registry
+
+    path = config.get("data", {}).get("registry")
+    return Registry.from_tsv(path) if path else default_registry()
+
+
+def raw_files(config: dict, dataset: str) -> list[str]:
+    """Downloaded files of a registry dataset, as workflow paths."""
+    return [f"{RAW}/{dataset}/{name}" for name in registry_for(config).files(dataset)]
+
+
+def prepared_file(dataset: str) -> str:
+    if dataset not in PREPARED_FILES:
+        raise ValueError(
+            f"dataset {dataset!r} has no prepare step yet; prepared datasets: {sorted(PREPARED_FILES)}"
+        )
+    return f"{PREPARED}/{dataset}/{PREPARED_FILES[dataset][1]}"
+
+
+def data_inputs(experiment: dict) -> dict[str, str]:
+    """Named inputs a training or evaluation job of this experiment reads."""
+    return {"prepared": prepared_file(experiment["dataset"])}
+
+
+def experiment_resources(experiment: dict) -> dict:
+    res = {"threads": 2, "mem_mb": 4000, "runtime": 120, "gpu": 0}
+    res.update(experiment.get("resources", {}))
+    return res
+
+
+# Table files per experiment written by gradprune.reporting.write_tables: results, the comparison
+# (with the paper's numbers when the preset asks), the headline pairing.
+TABLE_KINDS = ("", "_comparison", "_headline")
+
+
+def report_targets(config: dict) -> list[str]:
+    """Tables and figures of every experiment the preset declares, and each run's figures."""
+    out = [f"{RESULTS}/tables/headline.csv"]
+    for name in config["experiments"]:
+        out += [f"{RESULTS}/tables/{name}{kind}.csv" for kind in TABLE_KINDS]
+        out += [f"{RESULTS}/figures/{name}_metric_vs_nnz.png"]
+    out += [f"{run_figure_dir(run)}/training_curves.png" for run in plan_runs(config)]
+    return out
+
+
+def run_figure_dir(run) -> str:
+    return f"{RESULTS}/figures/{run.experiment}/{run.model}-{run.size}/sparsity-{run.sparsity}/seed-{run.seed}"
+
+
+def all_metrics(config: dict) -> list[str]:
+    return [r.metrics for r in plan_runs(config)]
+
+
+class logged_to:
+    """Send a script's stdout/stderr (progress bars included) to the rule's log file."""
+
+    def __init__(self, path) -> None:
+        self.path = path
+
+    def __enter__(self):
+        import sys
+        from pathlib import Path
+
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._fh = open(self.path, "a", buffering=1)
+        self._saved = sys.stdout, sys.stderr
+        sys.stdout = sys.stderr = self._fh
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        import sys
+        import traceback
+
+        if exc is not None:
+            traceback.print_exception(exc_type, exc, tb, file=self._fh)
+        sys.stdout, sys.stderr = self._saved
+        self._fh.close()
+        return False
+
+
+def run_from_wildcards(config: dict, wildcards):
+    from gradprune.config import find_run
+
+    return find_run(config, wildcards.experiment, wildcards.model, wildcards.size,
+                    wildcards.sparsity, int(wildcards.seed))
+
+
+def pretrain_run(wildcards):
+    """The dense large model a pretrain job trains (shared by all sparsities of that model)."""
+    from gradprune.config import Run
+
+    return Run(wildcards.experiment, wildcards.model, wildcards.size, "0.0", int(wildcards.seed), "dense")

@@ -1,0 +1,43 @@
+# Download (mirror first, checksum verified, never a partial file) and prepare datasets.
+from gradprune.workflow import PREPARED, RAW, raw_files
+
+
+rule download:
+    output:
+        f"{RAW}/{{dataset}}/{{file}}",
+    log:
+        "logs/download/{dataset}/{file}.log",
+    benchmark:
+        "logs/benchmarks/download/{dataset}/{file}.tsv"
+    params:
+        mirror=config["data"]["mirror"],
+        offline=config["data"]["offline"],
+        registry=config["data"]["registry"],
+    retries: 2
+    localrule: True
+    resources:
+        mem_mb=500,
+        runtime=30,
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../../scripts/download.py"
+
+
+rule prepare_fashion_mnist:
+    input:
+        raw_files(config, "fashion-mnist"),
+    output:
+        f"{PREPARED}/fashion-mnist/data.safetensors",
+    log:
+        "logs/prepare/fashion-mnist.log",
+    benchmark:
+        "logs/benchmarks/prepare/fashion-mnist.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../../scripts/prepare_fashion_mnist.py"

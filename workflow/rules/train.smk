@@ -1,0 +1,77 @@
+# Dense training to t0, gradual pruning (or dense / small-dense training) to the end, evaluation.
+RUN_DIR = "results/{experiment}/{model}-{size}/sparsity-{sparsity}/seed-{seed}"
+PRETRAIN_DIR = "results/{experiment}/{model}-{size}/pretrain/seed-{seed}"
+
+
+rule pretrain:
+    input:
+        unpack(pretrain_inputs),
+    output:
+        checkpoint=f"{PRETRAIN_DIR}/checkpoint_t0.pt",
+        digest=f"{PRETRAIN_DIR}/checkpoint_t0.pt.sha256",
+    log:
+        f"{PRETRAIN_DIR}/pretrain.log",
+    benchmark:
+        f"{PRETRAIN_DIR}/benchmark.tsv"
+    params:
+        config=config,
+        run_dir=lambda wc: PRETRAIN_DIR.format(**wc),
+    threads: resource("threads")
+    resources:
+        mem_mb=resource("mem_mb"),
+        runtime=resource("runtime"),
+        gpu=resource("gpu"),
+    conda:
+        "../../envs/train.yaml"
+    script:
+        "../../scripts/pretrain.py"
+
+
+rule train:
+    input:
+        unpack(train_inputs),
+    output:
+        weights=f"{RUN_DIR}/model.safetensors",
+        train_log=f"{RUN_DIR}/train_log.csv",
+        eval_log=f"{RUN_DIR}/eval.csv",
+        prune_log=f"{RUN_DIR}/prune_log.csv",
+        summary=f"{RUN_DIR}/train_summary.json",
+    log:
+        f"{RUN_DIR}/train.log",
+    benchmark:
+        f"{RUN_DIR}/benchmark_train.tsv"
+    params:
+        config=config,
+    threads: resource("threads")
+    resources:
+        mem_mb=resource("mem_mb"),
+        runtime=resource("runtime"),
+        gpu=resource("gpu"),
+    conda:
+        "../../envs/train.yaml"
+    script:
+        "../../scripts/train.py"
+
+
+rule evaluate:
+    input:
+        unpack(pretrain_inputs),
+        weights=f"{RUN_DIR}/model.safetensors",
+        summary=f"{RUN_DIR}/train_summary.json",
+    output:
+        metrics=f"{RUN_DIR}/metrics.json",
+    log:
+        f"{RUN_DIR}/evaluate.log",
+    benchmark:
+        f"{RUN_DIR}/benchmark_evaluate.tsv"
+    params:
+        config=config,
+    threads: resource("threads")
+    resources:
+        mem_mb=resource("mem_mb"),
+        runtime=30,
+        gpu=resource("gpu"),
+    conda:
+        "../../envs/train.yaml"
+    script:
+        "../../scripts/evaluate.py"
