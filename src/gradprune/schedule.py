@@ -12,6 +12,7 @@ has just been taken (the training loop calls ``pruner.step(step)`` right after `
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import asdict, dataclass
 
 
@@ -36,6 +37,10 @@ class CubicSchedule:
     exponent: float = 3.0
 
     def __post_init__(self) -> None:
+        for name in ("initial_sparsity", "final_sparsity", "exponent"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise ValueError(f"invalid CubicSchedule: {name} must be a number, got {value!r}")
         problems = []
         if not 0.0 <= self.initial_sparsity < 1.0:
             problems.append(f"initial_sparsity must be in [0, 1), got {self.initial_sparsity}")
@@ -48,13 +53,14 @@ class CubicSchedule:
             )
         for name in ("begin_step", "frequency", "n_updates"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
                 problems.append(f"{name} must be an integer, got {value!r}")
-        if isinstance(self.begin_step, int) and self.begin_step < 0:
+        integral = lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool)  # noqa: E731
+        if integral(self.begin_step) and self.begin_step < 0:
             problems.append(f"begin_step must be >= 0, got {self.begin_step}")
-        if isinstance(self.frequency, int) and self.frequency < 1:
+        if integral(self.frequency) and self.frequency < 1:
             problems.append(f"frequency must be >= 1 step, got {self.frequency}")
-        if isinstance(self.n_updates, int) and self.n_updates < 0:
+        if integral(self.n_updates) and self.n_updates < 0:
             problems.append(f"n_updates must be >= 0, got {self.n_updates}")
         if not self.exponent > 0:
             problems.append(f"exponent must be > 0, got {self.exponent}")
