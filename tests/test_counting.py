@@ -26,7 +26,7 @@ def test_dense_nnz_is_the_parameter_count():
     assert n.sparsity == 0.0
     assert n.millions == params / 1e6
     assert n.per_tensor["0.bias"] == (8, 8)
-    assert count_nonzero(m) == params - 8 - 5  # the literal count sees the zero biases
+    assert count_nonzero(m) == params - 8 - 8 - 5  # the literal count sees zero biases (BN too)
 
 
 def test_masks_subtract_pruned_weights():
