@@ -19,5 +19,7 @@ rule all:
 
 
 include: "workflow/rules/data.smk"
+include: "workflow/rules/data_lm.smk"
+include: "workflow/rules/data_translation.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/report.smk"

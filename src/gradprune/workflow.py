@@ -10,9 +10,10 @@ from gradprune.config import RESULTS, plan_runs
 RAW = "resources/data"
 PREPARED = "resources/prepared"
 
-# dataset -> (registry dataset whose files the prepare step reads, prepared file name)
-PREPARED_FILES = {
-    "fashion-mnist": ("fashion-mnist", "data.safetensors"),
+# dataset -> {input name the task reads: file under resources/prepared/<dataset>/}. Each family's
+# prepare rule (workflow/rules/data*.smk) writes these files; the task gets them by name.
+PREPARED_FILES: dict[str, dict[str, str]] = {
+    "fashion-mnist": {"prepared": "data.safetensors"},
 }
 
 
@@ -29,17 +30,14 @@ def raw_files(config: dict, dataset: str) -> list[str]:
     return [f"{RAW}/{dataset}/{name}" for name in registry_for(config).files(dataset)]
 
 
-def prepared_file(dataset: str) -> str:
+def data_inputs(experiment: dict) -> dict[str, str]:
+    """Named inputs a training or evaluation job of this experiment reads."""
+    dataset = experiment["dataset"]
     if dataset not in PREPARED_FILES:
         raise ValueError(
             f"dataset {dataset!r} has no prepare step yet; prepared datasets: {sorted(PREPARED_FILES)}"
         )
-    return f"{PREPARED}/{dataset}/{PREPARED_FILES[dataset][1]}"
-
-
-def data_inputs(experiment: dict) -> dict[str, str]:
-    """Named inputs a training or evaluation job of this experiment reads."""
-    return {"prepared": prepared_file(experiment["dataset"])}
+    return {name: f"{PREPARED}/{dataset}/{file}" for name, file in PREPARED_FILES[dataset].items()}
 
 
 def experiment_resources(experiment: dict) -> dict:

@@ -1,0 +1,1 @@
+# Prepare rules of the language-model family (PTB, WikiText-2).

@@ -1,0 +1,1 @@
+# Prepare rules of the translation family (Multi30k, WMT16).
