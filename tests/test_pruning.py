@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-import gradprune.pruning as pruning
+from gradprune import pruning
 from gradprune.pruning import (
     GradualPruner,
     default_prune_groups,
@@ -179,8 +179,14 @@ def test_default_selection_prunes_kernels_and_rnn_weights_only():
     assert sorted(names) == sorted(
         [
             "emb.weight",
-            "lstm.weight_ih_l0", "lstm.weight_hh_l0", "lstm.weight_ih_l1", "lstm.weight_hh_l1",
-            "conv.weight", "cell.weight_ih", "cell.weight_hh", "fc.weight",
+            "lstm.weight_ih_l0",
+            "lstm.weight_hh_l0",
+            "lstm.weight_ih_l1",
+            "lstm.weight_hh_l1",
+            "conv.weight",
+            "cell.weight_ih",
+            "cell.weight_hh",
+            "fc.weight",
         ]
     )
     assert not any("bias" in n or n.startswith(("bn.", "norm.")) for n in names)
@@ -205,8 +211,11 @@ def test_bidirectional_lstm_layers_are_separate_groups():
 
 def test_include_exclude_and_overrides():
     model = Zoo()
-    names = lambda gs: sorted(t for g in gs for t in g.tensors)  # noqa: E731
-    assert names(select_prune_groups(model, include=["fc.*", "emb.*"])) == ["emb.weight", "fc.weight"]
+    names = lambda gs: sorted(t for g in gs for t in g.tensors)
+    assert names(select_prune_groups(model, include=["fc.*", "emb.*"])) == [
+        "emb.weight",
+        "fc.weight",
+    ]
     # a group is excluded as a whole when any of its tensors matches
     chosen = names(select_prune_groups(model, exclude=["lstm.weight_hh_l1", "conv.*"]))
     assert "lstm.weight_ih_l1" not in chosen and "conv.weight" not in chosen
@@ -231,9 +240,9 @@ def test_overrides_reach_their_own_final_sparsity():
 @pytest.mark.parametrize(
     "kwargs, label",
     [
-        (dict(include=["fc.wieght"]), "include pattern 'fc.wieght'"),
-        (dict(exclude=["fc.bias"]), "exclude pattern 'fc.bias'"),
-        (dict(sparsity_overrides={"decoder.*": 0.5}), "override pattern 'decoder.*'"),
+        ({"include": ["fc.wieght"]}, "include pattern 'fc.wieght'"),
+        ({"exclude": ["fc.bias"]}, "exclude pattern 'fc.bias'"),
+        ({"sparsity_overrides": {"decoder.*": 0.5}}, "override pattern 'decoder.*'"),
     ],
 )
 def test_bad_patterns_name_the_prunable_weights(kwargs, label):
@@ -547,7 +556,9 @@ def test_resume_in_a_fresh_process_is_bitwise_identical(tmp_path):
     for name in straight:
         assert torch.equal(straight[name], resumed[name]), name
     # the run did prune: 80% of every LSTM layer is exactly zero
-    w = torch.cat([straight["lstm.weight_ih_l1"].flatten(), straight["lstm.weight_hh_l1"].flatten()])
+    w = torch.cat(
+        [straight["lstm.weight_ih_l1"].flatten(), straight["lstm.weight_hh_l1"].flatten()]
+    )
     assert int((w == 0).sum()) >= n_to_prune(0.8, w.numel())
 
 

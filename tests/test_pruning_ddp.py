@@ -40,17 +40,25 @@ def worker(rank: int, port: int, out_dir: str) -> None:
     try:
         torch.manual_seed(100 + rank)  # different initial weights: DDP must broadcast rank 0's
         model = nn.parallel.DistributedDataParallel(LM())
-        pruner = GradualPruner(model, CubicSchedule(0.0, 0.75, begin_step=3, frequency=4, n_updates=5))
+        pruner = GradualPruner(
+            model, CubicSchedule(0.0, 0.75, begin_step=3, frequency=4, n_updates=5)
+        )
         opt = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9, weight_decay=1e-4)
         for step in range(STEPS):
-            data = torch.randint(40, (9, 3), generator=torch.Generator().manual_seed(rank * 1000 + step))
+            data = torch.randint(
+                40, (9, 3), generator=torch.Generator().manual_seed(rank * 1000 + step)
+            )
             opt.zero_grad()
             logits = model(data[:-1])
             nn.functional.cross_entropy(logits.reshape(-1, 40), data[1:].reshape(-1)).backward()
             opt.step()
             pruner.step(step)
         torch.save(
-            {"masks": pruner.masks(), "weights": unwrap_state(model), "report": pruner.sparsity_report()},
+            {
+                "masks": pruner.masks(),
+                "weights": unwrap_state(model),
+                "report": pruner.sparsity_report(),
+            },
             os.path.join(out_dir, f"rank{rank}.pt"),
         )
     finally:
@@ -72,6 +80,8 @@ def test_ddp_ranks_agree_on_masks_and_weights(tmp_path):
     for name, mask in r0["masks"].items():
         assert torch.all(r0["weights"][name][~mask] == 0), name
     # the schedule was completed: each group holds exactly its final number of zeros
-    lstm_l1 = torch.cat([~r0["masks"]["lstm.weight_ih_l1"].flatten(), ~r0["masks"]["lstm.weight_hh_l1"].flatten()])
+    lstm_l1 = torch.cat(
+        [~r0["masks"]["lstm.weight_ih_l1"].flatten(), ~r0["masks"]["lstm.weight_hh_l1"].flatten()]
+    )
     assert int(lstm_l1.sum()) == n_to_prune(0.75, lstm_l1.numel())
     assert int((~r0["masks"]["out.weight"]).sum()) == n_to_prune(0.75, 480)

@@ -1,5 +1,7 @@
 """CubicSchedule against equation (1) of Zhu & Gupta (2017)."""
 
+import itertools
+
 import pytest
 
 from gradprune.schedule import CubicSchedule
@@ -15,9 +17,11 @@ SCHEDULES = [
 
 def formula(s, t):
     """s_t = s_f + (s_i - s_f)(1 - (t - t0)/(n dt))^e at a pruning step t."""
-    return s.final_sparsity + (s.initial_sparsity - s.final_sparsity) * (
-        1 - (t - s.begin_step) / (s.n_updates * s.frequency)
-    ) ** s.exponent
+    return (
+        s.final_sparsity
+        + (s.initial_sparsity - s.final_sparsity)
+        * (1 - (t - s.begin_step) / (s.n_updates * s.frequency)) ** s.exponent
+    )
 
 
 @pytest.mark.parametrize("s", SCHEDULES, ids=str)
@@ -31,17 +35,17 @@ def test_matches_formula_on_every_pruning_step(s):
 @pytest.mark.parametrize("s", SCHEDULES, ids=str)
 def test_held_constant_between_pruning_steps(s):
     updates = s.update_steps()
-    for a, b in zip(updates, updates[1:]):
+    for a, b in itertools.pairwise(updates):
         for t in range(a, b):
             assert s(t) == s(a), (t, a)
     # monotone non-decreasing over the whole run
-    values = [s(t) for t in range(0, s.end_step + 3 * s.frequency)]
-    assert all(x <= y for x, y in zip(values, values[1:]))
+    values = [s(t) for t in range(s.end_step + 3 * s.frequency)]
+    assert all(x <= y for x, y in itertools.pairwise(values))
 
 
 @pytest.mark.parametrize("s", SCHEDULES, ids=str)
 def test_zero_before_begin_and_exactly_final_after_end(s):
-    for t in range(0, s.begin_step):
+    for t in range(s.begin_step):
         assert s(t) == 0.0
     assert s.end_step == s.begin_step + s.n_updates * s.frequency
     for t in (s.end_step, s.end_step + 1, s.end_step + s.frequency, s.end_step + 10**7):
@@ -51,7 +55,7 @@ def test_zero_before_begin_and_exactly_final_after_end(s):
 @pytest.mark.parametrize("s", SCHEDULES, ids=str)
 def test_is_update_step_exactly_on_the_grid(s):
     grid = set(s.update_steps())
-    for t in range(0, s.end_step + 5 * s.frequency + 2):
+    for t in range(s.end_step + 5 * s.frequency + 2):
         assert s.is_update_step(t) == (t in grid), t
     assert len(grid) == s.n_updates + 1
 
@@ -79,22 +83,28 @@ def test_to_dict_round_trips():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(initial_sparsity=-0.1), "initial_sparsity must be in [0, 1)"),
-        (dict(final_sparsity=1.0), "final_sparsity must be in [0, 1)"),
-        (dict(final_sparsity=float("nan")), "final_sparsity must be in [0, 1)"),
-        (dict(initial_sparsity=0.6, final_sparsity=0.5), "must not exceed final_sparsity"),
-        (dict(frequency=0), "frequency must be >= 1"),
-        (dict(frequency=2.0), "frequency must be an integer"),
-        (dict(begin_step=1.5), "begin_step must be an integer"),
-        (dict(begin_step=-1), "begin_step must be >= 0"),
-        (dict(n_updates=-1), "n_updates must be >= 0"),
-        (dict(n_updates=True), "n_updates must be an integer"),
-        (dict(exponent=0.0), "exponent must be > 0"),
-        (dict(final_sparsity="0.9"), "final_sparsity must be a number"),
+        ({"initial_sparsity": -0.1}, "initial_sparsity must be in [0, 1)"),
+        ({"final_sparsity": 1.0}, "final_sparsity must be in [0, 1)"),
+        ({"final_sparsity": float("nan")}, "final_sparsity must be in [0, 1)"),
+        ({"initial_sparsity": 0.6, "final_sparsity": 0.5}, "must not exceed final_sparsity"),
+        ({"frequency": 0}, "frequency must be >= 1"),
+        ({"frequency": 2.0}, "frequency must be an integer"),
+        ({"begin_step": 1.5}, "begin_step must be an integer"),
+        ({"begin_step": -1}, "begin_step must be >= 0"),
+        ({"n_updates": -1}, "n_updates must be >= 0"),
+        ({"n_updates": True}, "n_updates must be an integer"),
+        ({"exponent": 0.0}, "exponent must be > 0"),
+        ({"final_sparsity": "0.9"}, "final_sparsity must be a number"),
     ],
 )
 def test_validation_errors_are_clear(kwargs, message):
-    args = dict(initial_sparsity=0.0, final_sparsity=0.9, begin_step=0, frequency=1, n_updates=5)
+    args = {
+        "initial_sparsity": 0.0,
+        "final_sparsity": 0.9,
+        "begin_step": 0,
+        "frequency": 1,
+        "n_updates": 5,
+    }
     args.update(kwargs)
     with pytest.raises(ValueError, match="invalid CubicSchedule") as err:
         CubicSchedule(**args)

@@ -24,8 +24,8 @@ import fnmatch
 import functools
 import math
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
 
 import torch
 from torch import nn
@@ -53,7 +53,7 @@ _RNN_WEIGHT = re.compile(r"^weight_(ih|hh)_l(\d+)(_reverse)?$")
 
 def n_to_prune(sparsity: float, numel: int) -> int:
     """round(sparsity * numel), half up; the exact number of zeros a mask update produces."""
-    return int(math.floor(sparsity * numel + 0.5))
+    return math.floor(sparsity * numel + 0.5)
 
 
 @dataclass
@@ -151,7 +151,11 @@ def select_prune_groups(
     include = list(include) if include else None
     exclude = list(exclude or [])
     overrides = dict(sparsity_overrides or {})
-    for label, patterns in (("include", include or []), ("exclude", exclude), ("override", overrides)):
+    for label, patterns in (
+        ("include", include or []),
+        ("exclude", exclude),
+        ("override", overrides),
+    ):
         for pattern in patterns:
             if not any(fnmatch.fnmatchcase(n, pattern) for n in all_names):
                 raise ValueError(
@@ -166,11 +170,15 @@ def select_prune_groups(
             continue
         hits = {s for p, s in overrides.items() if any(_matches(t, [p]) for t in group.tensors)}
         if len(hits) > 1:
-            raise ValueError(f"conflicting sparsity overrides {sorted(hits)} for group {group.name}")
+            raise ValueError(
+                f"conflicting sparsity overrides {sorted(hits)} for group {group.name}"
+            )
         if hits:
             value = hits.pop()
             if not 0.0 <= value < 1.0:
-                raise ValueError(f"sparsity override for {group.name} must be in [0, 1), got {value}")
+                raise ValueError(
+                    f"sparsity override for {group.name} must be in [0, 1), got {value}"
+                )
             group.final_sparsity = value
         chosen.append(group)
     if not chosen:
@@ -345,7 +353,9 @@ class GradualPruner:
         params = g.params
         total = sum(p.numel() for p in params)
         device = params[0].device
-        score_dtype = torch.float64 if any(p.dtype == torch.float64 for p in params) else torch.float32
+        score_dtype = (
+            torch.float64 if any(p.dtype == torch.float64 for p in params) else torch.float32
+        )
         old = g.masks
         if old is not None:
             # Pruned weights become exactly 0, so their score 0 ranks below every live weight
@@ -398,7 +408,9 @@ class GradualPruner:
             masks.append(m)
             nnzs.append(nnz)
             self.history.append(
-                MaskUpdate(step, g.group.name, name, float(target), 1.0 - nnz / p.numel(), p.numel(), nnz)
+                MaskUpdate(
+                    step, g.group.name, name, float(target), 1.0 - nnz / p.numel(), p.numel(), nnz
+                )
             )
         g.masks = masks
         g.nnz = nnzs
@@ -434,8 +446,11 @@ class GradualPruner:
     # -- checkpointing -----------------------------------------------------------------------
     def _layout(self) -> list[dict]:
         return [
-            {"name": g.group.name, "tensors": list(g.group.tensors),
-             "final_sparsity": g.schedule.final_sparsity}
+            {
+                "name": g.group.name,
+                "tensors": list(g.group.tensors),
+                "final_sparsity": g.schedule.final_sparsity,
+            }
             for g in self._groups
         ]
 
@@ -475,7 +490,9 @@ class GradualPruner:
         masks = state["masks"]
         unknown = set(masks) - set(self.tensor_names)
         if unknown:
-            raise ValueError(f"checkpoint masks name tensors this pruner does not prune: {sorted(unknown)}")
+            raise ValueError(
+                f"checkpoint masks name tensors this pruner does not prune: {sorted(unknown)}"
+            )
         # Validate everything before changing anything.
         for g in self._groups:
             present = [t in masks for t in g.group.tensors]

@@ -40,7 +40,7 @@ class CubicSchedule:
         for name in ("initial_sparsity", "final_sparsity", "exponent"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, numbers.Real):
-                raise ValueError(f"invalid CubicSchedule: {name} must be a number, got {value!r}")
+                raise ValueError(f"invalid CubicSchedule: {name} must be a number, got {value!r}")  # noqa: TRY004 (one error type for config checks)
         problems = []
         if not 0.0 <= self.initial_sparsity < 1.0:
             problems.append(f"initial_sparsity must be in [0, 1), got {self.initial_sparsity}")
@@ -55,7 +55,7 @@ class CubicSchedule:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, numbers.Integral):
                 problems.append(f"{name} must be an integer, got {value!r}")
-        integral = lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool)  # noqa: E731
+        integral = lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool)
         if integral(self.begin_step) and self.begin_step < 0:
             problems.append(f"begin_step must be >= 0, got {self.begin_step}")
         if integral(self.frequency) and self.frequency < 1:
@@ -98,7 +98,7 @@ class CubicSchedule:
     def update_steps(self) -> list[int]:
         return [self.begin_step + k * self.frequency for k in range(self.n_updates + 1)]
 
-    def with_final_sparsity(self, final_sparsity: float) -> "CubicSchedule":
+    def with_final_sparsity(self, final_sparsity: float) -> CubicSchedule:
         """The same timing with another s_f (per-tensor overrides, like TF's weight_sparsity_map)."""
         return CubicSchedule(
             initial_sparsity=min(self.initial_sparsity, final_sparsity),
