@@ -310,15 +310,20 @@ def test_layer_grouping_shares_one_threshold_and_differs_from_tensor_grouping():
         lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9, weight_decay=1e-3),
         lambda ps: torch.optim.Adam(ps, lr=1e-2),
         lambda ps: torch.optim.AdamW(ps, lr=1e-2, weight_decay=0.1),
+        lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-3),
+        lambda ps: torch.optim.RMSprop(ps, lr=1e-3, momentum=0.9, centered=True, weight_decay=1e-4),
     ],
-    ids=["sgd-momentum-wd", "adam", "adamw"],
+    ids=["sgd-momentum-wd", "adam", "adamw", "sgd-nesterov", "rmsprop"],
 )
-def test_pruned_weights_get_zero_gradient_and_stay_zero(make_opt):
+@pytest.mark.parametrize("attach", [False, True], ids=["re-mask-each-step", "optimizer-attached"])
+def test_pruned_weights_get_zero_gradient_and_stay_zero(make_opt, attach):
+    """Both modes keep pruned weights exactly zero: re-masking after every step, or (optimizer
+    attached) zeroing the optimizer's state at each mask update and skipping the re-mask."""
     torch.manual_seed(0)
     model = TinyLM()
     opt = make_opt(model.parameters())
     sched = CubicSchedule(0.0, 0.8, begin_step=10, frequency=20, n_updates=5)  # last update: 110
-    pruner = GradualPruner(model, sched)
+    pruner = GradualPruner(model, sched, optimizer=opt if attach else None)
     params = dict(model.named_parameters())
     previous: dict[str, torch.Tensor] = {}
     updates = 0
@@ -343,7 +348,9 @@ def test_pruned_weights_get_zero_gradient_and_stay_zero(make_opt):
         numel = sum(params[t].numel() for t in group.tensors)
         zeros = sum(zeros_of(previous[t]) for t in group.tensors)
         assert zeros == n_to_prune(0.8, numel)
-    assert all(v > 0.7 for v in report.values())
+    # Per tensor, grouped LSTM layers may differ from 0.8; the report matches the masks exactly.
+    for name, mask in previous.items():
+        assert report[name] == pytest.approx(zeros_of(mask) / mask.numel())
 
 
 def test_masks_never_shrink_even_for_a_lower_target():

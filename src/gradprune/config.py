@@ -75,11 +75,6 @@ def _check_semantics(config: dict) -> None:
             )
         if exp["family"] == "vision" and exp["dataset"] in ("ptb", "wikitext-2", "multi30k", "wmt16"):
             raise ConfigError(f"experiments.{name}: dataset {exp['dataset']} is not a vision dataset")
-        if exp["dataset"] == "imagenet" and not config["data"].get("imagenet"):
-            raise ConfigError(
-                f"experiments.{name} uses ImageNet, which cannot be downloaded: set data.imagenet "
-                "to the folder holding the ILSVRC2012 train/ and val/ class folders"
-            )
 
 
 def load_config(path: str | Path) -> dict:

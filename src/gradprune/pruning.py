@@ -256,6 +256,12 @@ class GradualPruner:
     step the masks are re-applied in place, which also undoes what momentum, Adam or weight decay
     would have moved. Gradients of pruned weights are zeroed by tensor hooks (before they are
     accumulated, so also before DistributedDataParallel averages them).
+
+    ``optimizer``: when given, every mask update also zeroes the optimizer's per-weight state
+    (momentum, Adam moments, ...) at the pruned positions. With zero gradient and zero state no
+    elementwise optimizer (SGD with momentum/Nesterov/weight decay, Adam, AdamW, RMSprop,
+    Adagrad) can move a pruned weight, so the per-step re-application is skipped: that halves the
+    pruner's per-step cost, which is memory traffic over every pruned weight.
     """
 
     def __init__(
@@ -266,8 +272,10 @@ class GradualPruner:
         exclude: Iterable[str] | None = None,
         sparsity_overrides: Mapping[str, float] | None = None,
         lstm_grouping: str = "layer",
+        optimizer: torch.optim.Optimizer | None = None,
     ) -> None:
         self.model = unwrap(model)
+        self.optimizer = optimizer
         self.schedule = schedule
         self.lstm_grouping = lstm_grouping
         params = dict(self.model.named_parameters())
@@ -322,7 +330,7 @@ class GradualPruner:
         if self._due_update(step) is not None:
             self.update_masks(step)
             updated = True
-        else:
+        elif self.optimizer is None:
             self.apply_masks()
         return updated
 
@@ -414,8 +422,19 @@ class GradualPruner:
             )
         g.masks = masks
         g.nnz = nnzs
+        self._mask_optimizer_state(g)
         if not g.hooks:
             self._register_grad_hooks(g)
+
+    @torch.no_grad()
+    def _mask_optimizer_state(self, g: _GroupState) -> None:
+        """Zero the attached optimizer's per-weight state at the pruned positions."""
+        if self.optimizer is None:
+            return
+        for p, m in zip(g.params, g.masks):
+            for value in self.optimizer.state.get(p, {}).values():
+                if torch.is_tensor(value) and value.shape == p.shape:
+                    value.mul_(m)
 
     def _register_grad_hooks(self, g: _GroupState) -> None:
         for i, p in enumerate(g.params):
@@ -518,6 +537,9 @@ class GradualPruner:
         self.last_update_step = state["last_update_step"]
         self.history = [MaskUpdate(**row) for row in state["history"]]
         self.apply_masks()
+        for g in self._groups:
+            if g.masks is not None:
+                self._mask_optimizer_state(g)
 
 
 def _mask_grad(g: _GroupState, i: int, grad: torch.Tensor) -> torch.Tensor:

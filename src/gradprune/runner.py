@@ -71,7 +71,7 @@ def schedule_for(exp: dict, sparsity: float) -> CubicSchedule:
     )
 
 
-def make_pruner(exp: dict, model, sparsity: float) -> GradualPruner | None:
+def make_pruner(exp: dict, model, sparsity: float, optimizer=None) -> GradualPruner | None:
     if sparsity == 0.0:
         return None
     pr = exp["pruning"]
@@ -79,7 +79,7 @@ def make_pruner(exp: dict, model, sparsity: float) -> GradualPruner | None:
     return GradualPruner(
         model, schedule_for(exp, sparsity), include=include, exclude=pr.get("exclude") or None,
         sparsity_overrides=pr.get("sparsity_overrides") or None,
-        lstm_grouping=pr.get("lstm_grouping", "layer"),
+        lstm_grouping=pr.get("lstm_grouping", "layer"), optimizer=optimizer,
     )
 
 
@@ -90,7 +90,7 @@ def _new_state(config: dict, run: Run, data_files: dict, with_pruner: bool) -> T
     seed_everything(run.seed)
     model = task.build_model(size_value(run.size)).to(device)
     optimizer = build_optimizer(model, exp["train"]["optimizer"])
-    pruner = make_pruner(exp, model, float(run.sparsity)) if with_pruner else None
+    pruner = make_pruner(exp, model, float(run.sparsity), optimizer) if with_pruner else None
     return TrainState(model, optimizer, pruner, task)
 
 
@@ -173,6 +173,10 @@ def evaluate(config: dict, run: Run, data_files: dict, weights: Path, train_summ
         "provenance": provenance(cfg, state.task.device, started),
     }
     result["train"]["total_steps"] = exp["train"]["total_steps"]
+    # How the metrics were computed (translation: sacrebleu signatures, decoding, extra test sets).
+    scoring = getattr(state.task, "last_eval_info", None)
+    if scoring:
+        result["scoring"] = scoring
     Path(out_metrics).write_text(json.dumps(result, indent=2, default=str))
     return result
 

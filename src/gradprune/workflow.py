@@ -14,6 +14,14 @@ PREPARED = "resources/prepared"
 # prepare rule (workflow/rules/data*.smk) writes these files; the task gets them by name.
 PREPARED_FILES: dict[str, dict[str, str]] = {
     "fashion-mnist": {"prepared": "data.safetensors"},
+    # ImageNet is not downloaded: the prepare step checks data.imagenet and indexes it.
+    "imagenet": {"prepared": "index.json"},
+    # sentencepiece model, encoded ids of every split, raw eval text (gradprune.translation.data)
+    "multi30k": {"spm": "spm.model", "prepared": "data.safetensors", "text": "text.json"},
+    "wmt16": {"spm": "spm.model", "prepared": "data.safetensors", "text": "text.json"},
+    # streams train/valid/test (int64) and the vocabulary (metadata), tasks/lm.py
+    "ptb": {"prepared": "corpus.safetensors"},
+    "wikitext-2": {"prepared": "corpus.safetensors"},
 }
 
 

@@ -41,3 +41,24 @@ rule prepare_fashion_mnist:
         "../../envs/data.yaml"
     script:
         "../../scripts/prepare_fashion_mnist.py"
+
+
+rule check_imagenet:
+    # ImageNet cannot be downloaded: check the folders named by data.imagenet before any
+    # training job starts (every ImageNet job reads this index).
+    output:
+        f"{PREPARED}/imagenet/index.json",
+    log:
+        "logs/prepare/imagenet.log",
+    benchmark:
+        "logs/benchmarks/prepare/imagenet.tsv"
+    params:
+        root=config["data"]["imagenet"],
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=30,
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../../scripts/check_imagenet.py"

@@ -44,8 +44,14 @@ class VisionTask(Task):
     def __init__(self, experiment, data_files, device, seed):
         super().__init__(experiment, data_files, device, seed)
         self.dataset = experiment["dataset"]
+        self.batch_size = experiment["train"]["batch_size"]
+        self.eval_batch_size = experiment["train"].get("eval_batch_size", 256)
         if self.dataset == "imagenet":
-            raise NotImplementedError("the ImageNet loader is part of the paper preset issue")
+            from gradprune.tasks.imagenet import ImageNetData
+
+            self.imagenet = ImageNetData(data_files["prepared"], experiment, seed, device)
+            return
+        self.imagenet = None
         tensors = load_file(str(data_files["prepared"]))
         subset = experiment["train"].get("train_subset")
         self.train_images = tensors["train_images"][:subset]
@@ -55,20 +61,27 @@ class VisionTask(Task):
         mean, std = _STATS[self.dataset]
         self.mean = torch.tensor(mean).view(1, -1, 1, 1)
         self.std = torch.tensor(std).view(1, -1, 1, 1)
-        self.batch_size = experiment["train"]["batch_size"]
-        self.eval_batch_size = experiment["train"].get("eval_batch_size", 256)
 
     @property
     def num_classes(self) -> int:
+        if self.imagenet is not None:
+            return len(self.imagenet.train.folder.classes)
         return _NUM_CLASSES[self.dataset]
 
     @property
     def steps_per_epoch(self) -> int:
+        if self.imagenet is not None:
+            return self.imagenet.steps_per_epoch
         return len(self.train_labels) // self.batch_size  # drop the last partial batch
 
     def build_model(self, size) -> nn.Module:
         args = dict(self.experiment.get("model_args", {}))
-        in_channels = self.train_images.shape[1] if self.train_images.dim() == 4 else 1
+        if self.experiment["model"] == "inception_v3":  # no width multiplier: size is 1.0
+            return build_model("inception_v3", num_classes=self.num_classes, **args)
+        if self.imagenet is not None:
+            in_channels = 3
+        else:
+            in_channels = self.train_images.shape[1] if self.train_images.dim() == 4 else 1
         return build_model(
             self.experiment["model"], width=float(size), num_classes=self.num_classes,
             in_channels=in_channels, **args,
@@ -92,6 +105,8 @@ class VisionTask(Task):
         return padded[..., 2 + dy : 2 + dy + h, 2 + dx : 2 + dx + w]
 
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.imagenet is not None:
+            return self.imagenet.batch(step)
         epoch, i = divmod(step, self.steps_per_epoch)
         order = epoch_permutation(len(self.train_labels), self.seed, epoch)
         idx = order[i * self.batch_size : (i + 1) * self.batch_size]
@@ -113,6 +128,8 @@ class VisionTask(Task):
     def evaluate(self, model, split="test", limit=None):
         if split not in ("test", "valid"):
             raise ValueError(f"unknown split {split!r}")
+        if self.imagenet is not None:
+            return self.imagenet.evaluate(model, limit)
         # Fashion-MNIST and CIFAR-10 have no validation split; ImageNet's val is its test set.
         images, labels = self.test_images[:limit], self.test_labels[:limit]
         was_training = model.training
