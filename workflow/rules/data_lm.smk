@@ -1,1 +1,24 @@
-# Prepare rules of the language-model family (PTB, WikiText-2).
+# Prepare rules of the language-model family (PTB, WikiText-2): the three splits encoded with the
+# training vocabulary (<eos> after every line) into one safetensors file with the vocabulary.
+from gradprune.workflow import PREPARED, raw_files
+
+
+rule prepare_lm:
+    input:
+        lambda wc: raw_files(config, wc.dataset),
+    output:
+        f"{PREPARED}/{{dataset}}/corpus.safetensors",
+    wildcard_constraints:
+        dataset="ptb|wikitext-2",
+    log:
+        "logs/prepare/{dataset}.log",
+    benchmark:
+        "logs/benchmarks/prepare/{dataset}.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../../scripts/prepare_lm.py"

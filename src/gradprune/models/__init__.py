@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from torch import nn
 
-from gradprune.models import inception, lstm_lm, mobilenet
+from gradprune.models import gnmt, inception, lstm_lm, mobilenet
 
 __all__ = ["MODELS", "build_model", "known_models", "prune_include"]
 
@@ -15,6 +15,7 @@ MODELS: dict[str, tuple[Callable[..., nn.Module], tuple[str, ...]]] = {
     "mobilenet_v1": (mobilenet.mobilenet_v1, mobilenet.PRUNE_INCLUDE),
     "inception_v3": (inception.inception_v3, inception.PRUNE_INCLUDE),
     "lstm_lm": (lstm_lm.lstm_lm, lstm_lm.PRUNE_INCLUDE),
+    "gnmt": (gnmt.gnmt, gnmt.PRUNE_INCLUDE),
 }
 
 
