@@ -1,0 +1,189 @@
+"""GNMT as in the TensorFlow NMT tutorial's ``gnmt_v2`` model (wmt16_gnmt_4_layer), for pruning.
+
+Architecture (``num_layers`` encoder and decoder layers, ``units`` everywhere):
+
+- Encoder: embedding -> one bidirectional LSTM layer (``units`` per direction) -> ``num_layers-1``
+  unidirectional LSTM layers (the first takes the 2*units concatenation). Residual connections on
+  the encoder layers from the third on (TF NMT: ``num_encoder_residual_layers = num_layers - 2``).
+- Decoder: embedding -> ``num_layers`` LSTM cells. Cell 0 gets [embedding; previous attention]
+  (input feeding of ``AttentionWrapper``); its output is the query of a normalized Bahdanau
+  attention over the encoder outputs; the new attention context is concatenated to the input of
+  every other cell (``use_new_attention=True``, i.e. gnmt_v2). Residual connections on the top
+  ``num_layers - 2`` decoder cells (the attention half of their input is skipped, as in TF NMT's
+  ``gnmt_residual_fn``). Output projection ``Linear(units, vocab, bias=False)`` of the top cell.
+- Dropout (``dropout``) on every cell's input, as TF NMT's ``DropoutWrapper(input_keep_prob)``.
+- Every parameter initialised uniformly in [-0.1, 0.1] (TF NMT ``init_op: uniform``).
+
+Source and target embeddings are separate matrices over one shared subword vocabulary.
+
+Parameter counts (every ``nn.Parameter``; PyTorch LSTMs carry two bias vectors, TF one)::
+
+    4+4 layers, vocab 36,548     1024 units: 210,917,377    512 units: 80,817,153
+
+The vocabulary size decides most of the count (3 * vocab * units): the paper preset uses a
+36,548-piece shared sentencepiece BPE vocabulary, which gives the reference's dense 211M (TF NMT's
+"BPE 32k" means 32,000 merge operations, whose vocabulary is larger than 32,000 entries; a 32,000
+piece vocabulary gives 196.9M dense and 41.1M / 31.4M / 21.7M NNZ). Pruned (:data:`PRUNE_INCLUDE`):
+both embeddings, every LSTM weight matrix and the output projection; attention and biases stay
+dense (2,172,929 + 73,728 weights at 1024 units). NNZ of the 1024-unit model at 80/85/90%:
+43,921,817 / 33,484,597 / 23,047,373 (paper 44M / 33M / 23M); 512 units dense 80.8M (paper 81M).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+__all__ = ["GNMT", "PRUNE_INCLUDE", "gnmt", "BahdanauNormAttention"]
+
+PRUNE_INCLUDE: tuple[str, ...] = (
+    "encoder.embedding.weight",
+    "decoder.embedding.weight",
+    "encoder.layers.*.weight_*",
+    "decoder.cells.*.weight_*",
+    "decoder.projection.weight",
+)
+
+State = list[tuple[torch.Tensor, torch.Tensor]]
+
+
+class BahdanauNormAttention(nn.Module):
+    """Normalized Bahdanau (additive) attention, as ``tf.contrib.seq2seq.BahdanauAttention(normalize=True)``.
+
+    score(q, m) = g * (v / ||v||) . tanh(W_q q + W_m m + b); softmax over the unpadded memory.
+    """
+
+    def __init__(self, query_size: int, memory_size: int, units: int) -> None:
+        super().__init__()
+        self.memory_layer = nn.Linear(memory_size, units, bias=False)
+        self.query_layer = nn.Linear(query_size, units, bias=False)
+        self.v = nn.Parameter(torch.empty(units))
+        self.g = nn.Parameter(torch.empty(()))
+        self.b = nn.Parameter(torch.empty(units))
+        self.units = units
+
+    def keys(self, memory: torch.Tensor) -> torch.Tensor:
+        return self.memory_layer(memory)
+
+    def forward(self, query, keys, memory, mask) -> tuple[torch.Tensor, torch.Tensor]:
+        """query (B, Q), keys (B, S, U), memory (B, S, M), mask (B, S) True on tokens."""
+        v = self.g * self.v / self.v.norm()
+        energy = torch.tanh(keys + self.query_layer(query).unsqueeze(1) + self.b)
+        scores = energy.matmul(v)  # (B, S)
+        scores = scores.masked_fill(~mask, float("-inf"))
+        align = torch.softmax(scores, dim=1)
+        context = torch.bmm(align.unsqueeze(1), memory).squeeze(1)
+        return context, align
+
+
+class Encoder(nn.Module):
+    def __init__(self, vocab: int, units: int, num_layers: int, dropout: float, residual_from: int):
+        super().__init__()
+        if num_layers < 2:
+            raise ValueError("GNMT needs at least 2 encoder layers (one bidirectional, one more)")
+        self.embedding = nn.Embedding(vocab, units)
+        layers = [nn.LSTM(units, units, batch_first=True, bidirectional=True)]
+        layers.append(nn.LSTM(2 * units, units, batch_first=True))
+        layers += [nn.LSTM(units, units, batch_first=True) for _ in range(num_layers - 2)]
+        self.layers = nn.ModuleList(layers)
+        self.drop = nn.Dropout(dropout)
+        self.residual_from = residual_from
+
+    def forward(self, src: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """src (B, S) token ids, lengths (B,) -> encoder outputs (B, S, units), zero on padding."""
+        x = self.embedding(src)
+        total = src.shape[1]
+        lengths_cpu = lengths.cpu()
+        for i, layer in enumerate(self.layers):
+            inp = self.drop(x)
+            packed = pack_padded_sequence(inp, lengths_cpu, batch_first=True, enforce_sorted=False)
+            out, _ = layer(packed)
+            out, _ = pad_packed_sequence(out, batch_first=True, total_length=total)
+            x = out + x if i >= self.residual_from else out
+        return x
+
+
+class Decoder(nn.Module):
+    def __init__(self, vocab: int, units: int, num_layers: int, dropout: float, residual_from: int):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab, units)
+        self.cells = nn.ModuleList([nn.LSTMCell(2 * units, units) for _ in range(num_layers)])
+        self.attention = BahdanauNormAttention(units, units, units)
+        self.projection = nn.Linear(units, vocab, bias=False)
+        self.drop = nn.Dropout(dropout)
+        self.residual_from = residual_from
+        self.units = units
+
+    def init_state(self, batch: int, like: torch.Tensor) -> tuple[State, torch.Tensor]:
+        zeros = like.new_zeros(batch, self.units)
+        return [(zeros, zeros) for _ in self.cells], zeros
+
+    def step(self, emb, state: State, attention, keys, memory, mask):
+        """One time step: emb (B, U) -> (top output (B, U), new state, new attention (B, U))."""
+        h, c = self.cells[0](self.drop(torch.cat([emb, attention], dim=1)), state[0])
+        new_state = [(h, c)]
+        attention, _ = self.attention(h, keys, memory, mask)
+        x = h
+        for i in range(1, len(self.cells)):
+            h, c = self.cells[i](self.drop(torch.cat([x, attention], dim=1)), state[i])
+            new_state.append((h, c))
+            x = h + x if i >= self.residual_from else h
+        return x, new_state, attention
+
+
+class GNMT(nn.Module):
+    """Encoder-decoder; build with :func:`gnmt`. Batch-first token tensors."""
+
+    def __init__(self, vocab_size: int, units: int = 1024, num_layers: int = 4,
+                 dropout: float = 0.2, init_scale: float = 0.1, pad_id: int = 0) -> None:
+        super().__init__()
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        self.vocab_size, self.units, self.num_layers = vocab_size, units, num_layers
+        self.pad_id = pad_id
+        residual_from = 2  # the third layer on (TF NMT: num_layers - 2 residual layers)
+        self.encoder = Encoder(vocab_size, units, num_layers, dropout, residual_from)
+        self.decoder = Decoder(vocab_size, units, num_layers, dropout, residual_from)
+        self.init_scale = init_scale
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        for p in self.parameters():
+            nn.init.uniform_(p, -self.init_scale, self.init_scale)
+        with torch.no_grad():  # TF initialises g to sqrt(1 / units)
+            self.decoder.attention.g.fill_(math.sqrt(1.0 / self.decoder.attention.units))
+
+    def encode(self, src: torch.Tensor, src_lengths: torch.Tensor):
+        """-> (memory, keys, mask) for the decoder."""
+        memory = self.encoder(src, src_lengths)
+        keys = self.decoder.attention.keys(memory)
+        mask = torch.arange(src.shape[1], device=src.device)[None, :] < src_lengths.to(src.device)[:, None]
+        return memory, keys, mask
+
+    def forward(self, src, src_lengths, tgt_in) -> torch.Tensor:
+        """Teacher-forced logits (B, T, vocab) for decoder inputs ``tgt_in`` (B, T)."""
+        memory, keys, mask = self.encode(src, src_lengths)
+        dec = self.decoder
+        state, attention = dec.init_state(src.shape[0], memory)
+        emb = dec.embedding(tgt_in)
+        outputs = []
+        for t in range(tgt_in.shape[1]):
+            out, state, attention = dec.step(emb[:, t], state, attention, keys, memory, mask)
+            outputs.append(out)
+        return dec.projection(torch.stack(outputs, dim=1))
+
+    def loss(self, src, src_lengths, tgt_in, tgt_out, label_smoothing: float = 0.0) -> torch.Tensor:
+        """Mean cross entropy per target token (padding ignored)."""
+        logits = self(src, src_lengths, tgt_in)
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt_out.reshape(-1),
+                               ignore_index=self.pad_id, label_smoothing=label_smoothing)
+
+
+def gnmt(size=1024, vocab_size: int = 36548, num_layers: int = 4, dropout: float = 0.2,
+         init_scale: float = 0.1, pad_id: int = 0) -> GNMT:
+    """GNMT with ``size`` units per layer (the run path's size)."""
+    return GNMT(vocab_size, int(size), num_layers, dropout, init_scale, pad_id)

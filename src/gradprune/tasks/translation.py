@@ -1,0 +1,207 @@
+"""Translation (GNMT, Table 4): Multi30k at CPU scale, WMT16 En-De at the paper's scale.
+
+Data come prepared by the workflow (``gradprune.translation.data.prepare``): sentencepiece ids of
+every split, the sentencepiece model, and the raw sources/references of the evaluation sets.
+
+Batches: ``batch_size`` sentence pairs, length-bucketed: each epoch's permutation (a pure function
+of (seed, epoch)) is cut into chunks of ``BUCKET_BATCHES`` batches, each chunk is sorted by length
+and cut into batches, and the batch order of the epoch is shuffled with the same generator. So the
+batch of step t is a pure function of (seed, t) and resumed runs see the same batches.
+
+Evaluation: ``split="test"`` decodes every configured test set (beam search with the GNMT length
+penalty, or greedy), detokenizes with sentencepiece and scores with sacrebleu against the raw
+references; the headline metrics are those of the first test set, the others and the sacrebleu
+signatures are in :attr:`last_eval_info` (written to ``metrics.json`` under ``scoring``).
+``split="valid"`` (training curves) decodes the first ``curve_examples`` validation sentences
+greedily.
+"""
+
+from __future__ import annotations
+
+import json
+
+import torch
+from safetensors import safe_open
+from torch import nn
+
+from gradprune.models import build_model
+from gradprune.tasks.base import Task, epoch_permutation
+from gradprune.translation.data import BOS, EOS, PAD, load_sentencepiece, resolve_tests, settings
+from gradprune.translation.decode import beam_search, greedy_decode
+from gradprune.translation.scoring import score_corpus
+
+BUCKET_BATCHES = 32
+
+
+def pad_batch(seqs: list[torch.Tensor], prefix: int | None = None, suffix: int | None = None):
+    """Right-padded (B, T) long tensor and lengths of ``[prefix] + seq + [suffix]``."""
+    extra = (prefix is not None) + (suffix is not None)
+    lengths = torch.tensor([len(s) + extra for s in seqs], dtype=torch.long)
+    out = torch.full((len(seqs), int(lengths.max())), PAD, dtype=torch.long)
+    for i, s in enumerate(seqs):
+        row = s.long()
+        if prefix is not None:
+            row = torch.cat([row.new_tensor([prefix]), row])
+        if suffix is not None:
+            row = torch.cat([row, row.new_tensor([suffix])])
+        out[i, : len(row)] = row
+    return out, lengths
+
+
+class Ragged:
+    """Flat ids + offsets; item i is ids[offsets[i]:offsets[i+1]] (no per-sentence tensors)."""
+
+    def __init__(self, ids: torch.Tensor, offsets: torch.Tensor) -> None:
+        self.ids, self.offsets = ids, offsets
+        self.lengths = offsets[1:] - offsets[:-1]
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def get(self, indices) -> list[torch.Tensor]:
+        off = self.offsets
+        return [self.ids[int(off[i]) : int(off[i + 1])] for i in indices]
+
+
+class TranslationTask(Task):
+    metric_names = ("bleu", "chrf")
+    curve_metric = "bleu"
+
+    def __init__(self, experiment, data_files, device, seed):
+        super().__init__(experiment, data_files, device, seed)
+        self.cfg = settings(experiment)
+        if self.cfg["curve_examples"] == 0:
+            self.curve_metric = ""
+        self.sp = load_sentencepiece(data_files["spm"])
+        self.vocab_size = self.sp.get_piece_size()
+        with open(data_files["text"], encoding="utf-8") as fh:
+            self.text = json.load(fh)
+        self.test_sets = resolve_tests(experiment["dataset"], self.cfg["test_sets"])
+        missing = [t for t in self.test_sets if t not in self.text["tests"]]
+        if missing:
+            raise ValueError(f"test sets {missing} are not in {data_files['text']}; prepare again")
+        with safe_open(str(data_files["prepared"]), framework="pt") as f:
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+        self._tensors = tensors
+        src = Ragged(tensors["train.src_ids"], tensors["train.src_offsets"])
+        tgt = Ragged(tensors["train.tgt_ids"], tensors["train.tgt_offsets"])
+        n = len(src)
+        subset = experiment["train"].get("train_subset")
+        idx = torch.arange(min(n, subset) if subset else n)
+        max_len = self.cfg["max_train_len"]
+        keep = (src.lengths[idx] <= max_len) & (tgt.lengths[idx] <= max_len) & (src.lengths[idx] > 0)
+        self.train_index = idx[keep]
+        self.train_src, self.train_tgt = src, tgt
+        self.batch_size = experiment["train"]["batch_size"]
+        if len(self.train_index) < self.batch_size:
+            raise ValueError(f"{len(self.train_index)} training pairs (after max_train_len "
+                             f"{max_len}) is less than one batch of {self.batch_size}")
+        self.eval_batch_size = experiment["train"].get("eval_batch_size", 256)
+        self.label_smoothing = experiment["train"].get("label_smoothing", 0.0)
+        self._epoch_batches: tuple[int, list[torch.Tensor]] | None = None
+        self.last_eval_info: dict = {}
+
+    # -- training ----------------------------------------------------------------------------
+    @property
+    def steps_per_epoch(self) -> int:
+        return len(self.train_index) // self.batch_size
+
+    def build_model(self, size) -> nn.Module:
+        args = dict(self.experiment.get("model_args", {}))
+        return build_model(self.experiment["model"], size=int(size), vocab_size=self.vocab_size,
+                           pad_id=PAD, **args)
+
+    def epoch_batches(self, epoch: int) -> list[torch.Tensor]:
+        """The batches (positions into ``train_index``) of one epoch, in training order."""
+        if self._epoch_batches is not None and self._epoch_batches[0] == epoch:
+            return self._epoch_batches[1]
+        n, bs = len(self.train_index), self.batch_size
+        order = epoch_permutation(n, self.seed, epoch)[: self.steps_per_epoch * bs]
+        ids = self.train_index[order]
+        length = torch.maximum(self.train_src.lengths[ids], self.train_tgt.lengths[ids])
+        chunk = bs * BUCKET_BATCHES
+        batches = []
+        for start in range(0, len(order), chunk):
+            part = order[start : start + chunk]
+            part = part[torch.argsort(length[start : start + chunk], stable=True)]
+            batches += list(part.split(bs))
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch + 7)
+        batches = [batches[i] for i in torch.randperm(len(batches), generator=gen).tolist()]
+        self._epoch_batches = (epoch, batches)
+        return batches
+
+    def batch(self, step: int):
+        epoch, i = divmod(step, self.steps_per_epoch)
+        ids = self.train_index[self.epoch_batches(epoch)[i]].tolist()
+        src, src_len = pad_batch(self.train_src.get(ids))
+        tgt = self.train_tgt.get(ids)
+        tgt_in, _ = pad_batch(tgt, prefix=BOS)
+        tgt_out, _ = pad_batch(tgt, suffix=EOS)
+        dev = self.device
+        return src.to(dev), src_len, tgt_in.to(dev), tgt_out.to(dev)
+
+    def train_loss(self, model, step):
+        src, src_len, tgt_in, tgt_out = self.batch(step)
+        return model.loss(src, src_len, tgt_in, tgt_out, self.label_smoothing)
+
+    # -- evaluation --------------------------------------------------------------------------
+    def _sources(self, key: str) -> Ragged:
+        return Ragged(self._tensors[f"{key}.src_ids"], self._tensors[f"{key}.src_offsets"])
+
+    @torch.no_grad()
+    def translate(self, model, sources: Ragged, limit: int | None, greedy: bool) -> list[str]:
+        """Detokenized translations of the first ``limit`` sources (original order)."""
+        n = len(sources) if limit is None else min(limit, len(sources))
+        order = sorted(range(n), key=lambda i: int(sources.lengths[i]))
+        cfg = self.cfg
+        out: list[str] = [""] * n
+        was_training = model.training
+        model.eval()
+        bs = self.eval_batch_size if greedy else max(1, self.eval_batch_size // cfg["beam_size"])
+        for start in range(0, n, bs):
+            idx = order[start : start + bs]
+            seqs = [s if len(s) else s.new_tensor([EOS]) for s in sources.get(idx)]
+            src, src_len = pad_batch(seqs)
+            src = src.to(self.device)
+            if greedy:
+                hyps = greedy_decode(model, src, src_len, BOS, EOS, cfg["max_decode_len"])
+            else:
+                hyps = beam_search(model, src, src_len, BOS, EOS, cfg["beam_size"],
+                                   cfg["length_penalty"], cfg["max_decode_len"])
+            for i, h in zip(idx, hyps):
+                out[i] = self.sp.decode(h)
+        model.train(was_training)
+        return out
+
+    def evaluate(self, model, split="test", limit=None):
+        if split == "valid":
+            n = self.cfg["curve_examples"] if limit is None else min(limit, self.cfg["curve_examples"])
+            refs = self.text["valid"]["ref"][:n]
+            hyps = self.translate(model, self._sources("valid"), n, greedy=True)
+            scores = score_corpus(hyps, refs)
+            return {"bleu": scores["bleu"], "chrf": scores["chrf"]}
+        if split != "test":
+            raise ValueError(f"unknown split {split!r}")
+        greedy = self.cfg["decode"] == "greedy"
+        test_limit = self.cfg["test_limit"] if limit is None else limit
+        results = {}
+        for name in self.test_sets:
+            n = len(self.text["tests"][name]["ref"])
+            if test_limit is not None:
+                n = min(n, test_limit)
+            hyps = self.translate(model, self._sources(f"test.{name}"), n, greedy)
+            scores = score_corpus(hyps, self.text["tests"][name]["ref"][:n])
+            results[name] = {**scores, "sentences": n, "examples": [
+                {"src": s, "ref": r, "hyp": h} for s, r, h in
+                zip(self.text["tests"][name]["src"][:3], self.text["tests"][name]["ref"][:3], hyps[:3])]}
+        headline = self.test_sets[0]
+        self.last_eval_info = {
+            "test_set": headline,
+            "bleu_signature": results[headline]["bleu_signature"],
+            "chrf_signature": results[headline]["chrf_signature"],
+            "decode": {k: self.cfg[k] for k in ("decode", "beam_size", "length_penalty", "max_decode_len")},
+            "detokenized": "sentencepiece decode; references are the raw test-set text",
+            "vocab_size": self.vocab_size,
+            "test_sets": results,
+        }
+        return {"bleu": results[headline]["bleu"], "chrf": results[headline]["chrf"]}

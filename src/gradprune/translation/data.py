@@ -1,0 +1,268 @@
+"""Prepared translation data: which raw files a dataset needs, sentencepiece BPE, encoded ids.
+
+``prepare`` reads the raw files through the data layer's readers, trains one shared sentencepiece
+BPE model on both sides of the training data, and writes under ``resources/prepared/<dataset>/``:
+
+- ``spm.model``: the sentencepiece model (pad 0, unk 1, bos 2, eos 3);
+- ``data.safetensors``: ragged int32 ids of every split, ``<split>.src_ids`` + ``<split>.src_offsets``
+  (and ``.tgt_*`` for ``train``); evaluation splits are ``valid`` and ``test.<name>``;
+- ``text.json``: raw source and reference sentences of the evaluation splits (BLEU is computed on
+  detokenized output against these raw references), the test-set order and the settings used.
+
+Datasets: ``multi30k`` (task 1, train / val / test_2016_flickr ...) and ``wmt16`` (Europarl v7,
+Common Crawl, News Commentary v11; newstest2013 dev; newstest2014/2015 tests). Extra test sets that
+any dataset may add: ``iwslt17`` (TED tst2017) and ``newstest2014`` (both in the registry).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from gradprune.data.parallel_text import (
+    MULTI30K_SIZES, load_iwslt17, load_multi30k, load_newstest2014, pair_segments, read_lines,
+    read_segments,
+)
+
+PAD, UNK, BOS, EOS = 0, 1, 2, 3
+DATASETS = ("multi30k", "wmt16")
+MULTI30K_TESTS = tuple(s for s in MULTI30K_SIZES if s.startswith("test_"))
+EXTRA_TESTS = ("iwslt17", "newstest2014")
+WMT16_TESTS = ("newstest2014", "newstest2015")
+DEFAULT_TESTS = {"multi30k": ["test_2016_flickr"], "wmt16": ["newstest2015", "newstest2014"]}
+
+# WMT16 En-De as prepared by TF NMT's wmt16_en_de.sh: file -> (archive URL, member). These files
+# have no registry rows (their sizes and sha256 are not known here), so the workflow refuses to
+# download them until rows with real checksums are added (registry.tsv or data.registry).
+_EP = "http://www.statmt.org/europarl/v7/de-en.tgz"
+_CC = "http://www.statmt.org/wmt13/training-parallel-commoncrawl.tgz"
+_NC = "http://data.statmt.org/wmt16/translation-task/training-parallel-nc-v11.tgz"
+_DEV = "http://data.statmt.org/wmt16/translation-task/dev.tgz"
+WMT16_TRAIN = ("europarl-v7.de-en", "commoncrawl.de-en", "news-commentary-v11.de-en")
+WMT16_FILES: dict[str, tuple[str, str]] = {
+    **{f"europarl-v7.de-en.{lang}": (_EP, f"europarl-v7.de-en.{lang}") for lang in ("de", "en")},
+    **{f"commoncrawl.de-en.{lang}": (_CC, f"commoncrawl.de-en.{lang}") for lang in ("de", "en")},
+    **{f"news-commentary-v11.de-en.{lang}": (_NC, f"training-parallel-nc-v11/news-commentary-v11.de-en.{lang}")
+       for lang in ("de", "en")},
+    **{f"newstest2013-{side}.{lang}.sgm": (_DEV, f"dev/newstest2013-{side}.{lang}.sgm")
+       for side in ("src", "ref") for lang in ("de", "en")},
+    **{f"newstest2015-{pair}-{side}.{lang}.sgm": (_DEV, f"dev/newstest2015-{pair}-{side}.{lang}.sgm")
+       for pair, side, lang in (("ende", "src", "en"), ("ende", "ref", "de"),
+                                ("deen", "src", "de"), ("deen", "ref", "en"))},
+}
+
+
+def settings(experiment: dict) -> dict:
+    """The experiment's ``translation`` settings with the schema's defaults filled in."""
+    import copy
+
+    from gradprune.config import load_schema
+
+    props = load_schema()["$defs"]["translation"]["properties"]
+    out = {k: copy.deepcopy(v["default"]) for k, v in props.items() if "default" in v}
+    out.update(experiment.get("translation") or {})
+    return out
+
+
+@dataclass(frozen=True)
+class RawFile:
+    dataset: str  # registry dataset (folder under resources/data)
+    file: str
+
+
+def valid_name(dataset: str) -> str:
+    return {"multi30k": "val", "wmt16": "newstest2013"}[dataset]
+
+
+def allowed_tests(dataset: str) -> tuple[str, ...]:
+    if dataset == "multi30k":
+        return MULTI30K_TESTS + EXTRA_TESTS
+    if dataset == "wmt16":
+        return WMT16_TESTS + ("iwslt17",)
+    raise ValueError(f"unknown translation dataset {dataset!r}; known: {', '.join(DATASETS)}")
+
+
+def resolve_tests(dataset: str, test_sets: list[str] | None) -> list[str]:
+    """The test sets of a run (the first is the headline ``test`` split)."""
+    tests = list(test_sets) if test_sets else list(DEFAULT_TESTS[dataset])
+    bad = [t for t in tests if t not in allowed_tests(dataset)]
+    if bad:
+        raise ValueError(f"test sets {bad} are not available for {dataset}; choose from "
+                         f"{', '.join(allowed_tests(dataset))}")
+    if len(set(tests)) != len(tests):
+        raise ValueError(f"test sets listed twice: {tests}")
+    return tests
+
+
+def _wmt_pair(src: str, tgt: str) -> str:
+    return f"{src}{tgt}"
+
+
+def _sgm_pair(test: str, src: str, tgt: str) -> tuple[str, str]:
+    if test == "newstest2013":
+        return f"newstest2013-src.{src}.sgm", f"newstest2013-ref.{tgt}.sgm"
+    if test == "newstest2015":
+        p = _wmt_pair(src, tgt)
+        return f"newstest2015-{p}-src.{src}.sgm", f"newstest2015-{p}-ref.{tgt}.sgm"
+    raise ValueError(test)
+
+
+def raw_files(dataset: str, test_sets: list[str], src: str = "en", tgt: str = "de") -> list[RawFile]:
+    """Every raw file ``prepare`` reads, in a stable order."""
+    if {src, tgt} != {"en", "de"}:
+        raise ValueError(f"only En<->De is supported, got {src}-{tgt}")
+    files: list[RawFile] = []
+    if dataset == "multi30k":
+        for split in ["train", "val"] + [t for t in test_sets if t in MULTI30K_TESTS]:
+            files += [RawFile("multi30k", f"{split}.{lang}.gz") for lang in (src, tgt)]
+    elif dataset == "wmt16":
+        files += [RawFile("wmt16", f"{corpus}.{lang}") for corpus in WMT16_TRAIN for lang in (src, tgt)]
+        files += [RawFile("wmt16", f) for f in _sgm_pair("newstest2013", src, tgt)]
+        if "newstest2015" in test_sets:
+            files += [RawFile("wmt16", f) for f in _sgm_pair("newstest2015", src, tgt)]
+    else:
+        raise ValueError(f"unknown translation dataset {dataset!r}; known: {', '.join(DATASETS)}")
+    if "newstest2014" in test_sets:
+        files += [RawFile("wmt14", f"newstest2014-deen-src.{src}.sgm"),
+                  RawFile("wmt14", f"newstest2014-deen-ref.{tgt}.sgm")]
+    if "iwslt17" in test_sets:
+        files += [RawFile("iwslt17", "de-en.tgz"), RawFile("iwslt17", "en-de.tgz")]
+    return files
+
+
+# -- reading raw text ----------------------------------------------------------------------------
+
+
+def load_train(raw_root: Path, dataset: str, src: str, tgt: str) -> list[tuple[str, str]]:
+    if dataset == "multi30k":
+        return load_multi30k(raw_root / "multi30k", "train", src, tgt)
+    pairs: list[tuple[str, str]] = []
+    for corpus in WMT16_TRAIN:
+        s = read_lines(raw_root / "wmt16" / f"{corpus}.{src}")
+        t = read_lines(raw_root / "wmt16" / f"{corpus}.{tgt}")
+        if len(s) != len(t):
+            raise ValueError(f"{corpus}: {len(s)} {src} lines but {len(t)} {tgt} lines")
+        pairs += [(a.strip(), b.strip()) for a, b in zip(s, t)]
+    return pairs
+
+
+def load_eval(raw_root: Path, dataset: str, name: str, src: str, tgt: str) -> list[tuple[str, str]]:
+    """Pairs of an evaluation set (``val``, ``newstest2013``, a test set)."""
+    if name in MULTI30K_SIZES:
+        return load_multi30k(raw_root / "multi30k", name, src, tgt)
+    if name == "iwslt17":
+        return load_iwslt17(raw_root / "iwslt17", src, tgt, 2017)
+    if name == "newstest2014":
+        return load_newstest2014(raw_root / "wmt14", src, tgt)
+    if name in ("newstest2013", "newstest2015"):
+        s_file, t_file = (raw_root / "wmt16" / f for f in _sgm_pair(name, src, tgt))
+        return pair_segments(read_segments(s_file), read_segments(t_file), str(s_file), str(t_file))
+    raise ValueError(f"unknown evaluation set {name!r}")
+
+
+# -- sentencepiece -------------------------------------------------------------------------------
+
+
+def train_sentencepiece(sentences: list[str], vocab_size: int, model_type: str = "bpe",
+                        character_coverage: float = 1.0, input_sentence_size: int = 0,
+                        threads: int = 1, seed: int = 0) -> bytes:
+    """A serialized sentencepiece model trained on ``sentences`` (pad 0, unk 1, bos 2, eos 3)."""
+    import sentencepiece as spm
+
+    spm.set_random_generator_seed(seed)
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(sentences), model_writer=model, vocab_size=vocab_size,
+        model_type=model_type, character_coverage=character_coverage,
+        pad_id=PAD, unk_id=UNK, bos_id=BOS, eos_id=EOS,
+        input_sentence_size=input_sentence_size, shuffle_input_sentence=True,
+        num_threads=max(1, threads), max_sentence_length=8192, minloglevel=2,
+    )
+    return model.getvalue()
+
+
+def load_sentencepiece(path_or_bytes):
+    import sentencepiece as spm
+
+    if isinstance(path_or_bytes, (bytes, bytearray)):
+        return spm.SentencePieceProcessor(model_proto=bytes(path_or_bytes))
+    return spm.SentencePieceProcessor(model_file=str(path_or_bytes))
+
+
+def pack(seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Ragged sequences -> (flat int32 ids, int64 offsets of length n + 1)."""
+    lengths = torch.tensor([len(s) for s in seqs], dtype=torch.int64)
+    offsets = torch.zeros(len(seqs) + 1, dtype=torch.int64)
+    torch.cumsum(lengths, 0, out=offsets[1:])
+    flat = torch.tensor([i for s in seqs for i in s], dtype=torch.int32)
+    return flat, offsets
+
+
+def unpack(flat: torch.Tensor, offsets: torch.Tensor) -> list[torch.Tensor]:
+    return [flat[a:b] for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist())]
+
+
+# -- the prepare step ----------------------------------------------------------------------------
+
+
+def prepare(raw_root: str | Path, out_dir: str | Path, dataset: str, test_sets: list[str] | None,
+            vocab_size: int, src: str = "en", tgt: str = "de", model_type: str = "bpe",
+            character_coverage: float = 1.0, input_sentence_size: int = 0, threads: int = 1,
+            outputs: dict[str, str] | None = None) -> dict:
+    """Train the subword model, encode every split and write the prepared files; returns the meta."""
+    from safetensors.torch import save_file
+
+    raw_root, out_dir = Path(raw_root), Path(out_dir)
+    tests = resolve_tests(dataset, test_sets)
+    outputs = outputs or {"spm": str(out_dir / "spm.model"), "prepared": str(out_dir / "data.safetensors"),
+                          "text": str(out_dir / "text.json")}
+    train = [(s, t) for s, t in load_train(raw_root, dataset, src, tgt) if s.strip() and t.strip()]
+    print(f"{dataset}: {len(train)} training pairs; training sentencepiece ({model_type}, {vocab_size})")
+    model_bytes = train_sentencepiece([s for s, _ in train] + [t for _, t in train], vocab_size,
+                                      model_type, character_coverage, input_sentence_size, threads)
+    sp = load_sentencepiece(model_bytes)
+    tensors: dict[str, torch.Tensor] = {}
+
+    def encode(texts: list[str]) -> list[list[int]]:
+        return sp.encode(texts, num_threads=max(1, threads))
+
+    for side, texts in (("src", [s for s, _ in train]), ("tgt", [t for _, t in train])):
+        tensors[f"train.{side}_ids"], tensors[f"train.{side}_offsets"] = pack(encode(texts))
+    text: dict = {"valid": None, "tests": {}, "test_sets": tests}
+    evals = [("valid", valid_name(dataset))] + [(f"test.{t}", t) for t in tests]
+    for key, name in evals:
+        pairs = load_eval(raw_root, dataset, name, src, tgt)
+        tensors[f"{key}.src_ids"], tensors[f"{key}.src_offsets"] = pack(encode([s for s, _ in pairs]))
+        entry = {"name": name, "src": [s for s, _ in pairs], "ref": [t for _, t in pairs]}
+        if key == "valid":
+            text["valid"] = entry
+        else:
+            text["tests"][name] = entry
+        print(f"{name}: {len(pairs)} pairs")
+    meta = {"dataset": dataset, "src": src, "tgt": tgt, "vocab_size": sp.get_piece_size(),
+            "model_type": model_type, "train_pairs": len(train), "pad": PAD, "unk": UNK, "bos": BOS,
+            "eos": EOS}
+    text["meta"] = meta
+    _atomic_write(Path(outputs["spm"]), model_bytes)
+    buf_path = Path(outputs["prepared"])
+    buf_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = buf_path.with_name(buf_path.name + ".tmp")
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata={"meta": json.dumps(meta)})
+    os.replace(tmp, buf_path)
+    _atomic_write(Path(outputs["text"]), json.dumps(text, ensure_ascii=False).encode("utf-8"))
+    return meta
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".")
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
