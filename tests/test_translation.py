@@ -90,3 +90,14 @@ def test_test_sets_and_raw_files():
     wmt = {f.file for f in raw_files("wmt16", ["newstest2015", "newstest2014"])}
     assert {"europarl-v7.de-en.en", "commoncrawl.de-en.de", "news-commentary-v11.de-en.de",
             "newstest2013-src.en.sgm", "newstest2015-ende-ref.de.sgm"} <= wmt
+
+
+def test_unregistered_wmt16_file_fails_with_url_and_fix(tmp_path):
+    from gradprune.data.errors import FetchError
+    from gradprune.translation.workflow import fetch_unregistered
+
+    out = tmp_path / "resources/data/wmt16/europarl-v7.de-en.en"
+    with pytest.raises(FetchError, match="no registry row") as err:
+        fetch_unregistered("wmt16", out.name, out, None, None, offline=True)
+    assert "http://www.statmt.org/europarl/v7/de-en.tgz" in str(err.value)
+    assert "registry.tsv" in str(err.value) and not out.exists()

@@ -63,7 +63,7 @@ def fetch_unregistered(dataset: str, file: str, out: str | Path, registry_path, 
             f"  canonical source: {url} (member {member})\n"
             f"  fix: add a row 'dataset file bytes sha256 url member' for it to "
             f"src/gradprune/data/registry.tsv or to a TSV named by data.registry, or put a "
-            f"checked copy at {out} (or <mirror>/{dataset}/{file})"
+            f"checked copy at {out}"
         ) from None
     fetch(dataset, file, Path(out).parent, mirror=mirror, offline=offline, registry=registry)
 
