@@ -1,0 +1,12 @@
+"""Snakemake entry point: encode a language-model corpus (PTB, WikiText-2) into one tensor file."""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
+from gradprune.tasks.lm import prepare_lm_corpus
+from gradprune.workflow import logged_to
+
+with logged_to(snakemake.log[0]):  # noqa: F821
+    counts = prepare_lm_corpus(snakemake.wildcards.dataset, Path(snakemake.input[0]).parent,  # noqa: F821
+                               snakemake.output[0])  # noqa: F821
+    print(f"{snakemake.wildcards.dataset}: {counts}")  # noqa: F821
