@@ -48,13 +48,18 @@ class Logs:
     train: list[dict] = field(default_factory=list)
     eval: list[dict] = field(default_factory=list)
     wall_time_s: float = 0.0
+    # Loss summed over the steps since the last train_log row (a checkpoint can fall mid-window).
+    loss_sum: float = 0.0
+    loss_count: int = 0
 
     def state_dict(self) -> dict:
-        return {"train": self.train, "eval": self.eval, "wall_time_s": self.wall_time_s}
+        return {"train": self.train, "eval": self.eval, "wall_time_s": self.wall_time_s,
+                "loss_sum": self.loss_sum, "loss_count": self.loss_count}
 
     @classmethod
     def from_state(cls, state: dict) -> "Logs":
-        return cls(list(state["train"]), list(state["eval"]), float(state["wall_time_s"]))
+        return cls(list(state["train"]), list(state["eval"]), float(state["wall_time_s"]),
+                   float(state.get("loss_sum", 0.0)), int(state.get("loss_count", 0)))
 
 
 @dataclass
@@ -113,7 +118,7 @@ def train_steps(
     taken = 0
     t_last = time.perf_counter()
     bar = tqdm(total=end_step, initial=state.step, desc=desc, unit="step", mininterval=5, leave=False)
-    running, n_running = 0.0, 0
+    logs = state.logs
     while state.step < end_step:
         step = state.step
         lr = lr_at(step, opt_cfg["lr"], sched, total)
@@ -132,20 +137,21 @@ def train_steps(
                 f"{desc}: loss is {loss_value} at step {step} (lr {lr:g}); the run diverged. "
                 "Lower the learning rate or enable train.grad_clip_norm."
             )
-        running += loss_value
-        n_running += 1
+        logs.loss_sum += loss_value
+        logs.loss_count += 1
         state.step = step + 1
         taken += 1
         bar.update(1)
         if state.step % log_every == 0 or state.step == end_step:
             target = pruner.schedule(step) if pruner is not None else 0.0
             realized = _model_sparsity(pruner)
-            state.logs.train.append(
-                {"step": step, "epoch": step / max(1, task.steps_per_epoch), "loss": running / n_running,
+            mean_loss = logs.loss_sum / logs.loss_count
+            logs.train.append(
+                {"step": step, "epoch": step / max(1, task.steps_per_epoch), "loss": mean_loss,
                  "lr": lr, "target_sparsity": target, "model_sparsity": realized}
             )
-            bar.set_postfix(loss=f"{running / n_running:.3f}", lr=f"{lr:.3g}")
-            running, n_running = 0.0, 0
+            bar.set_postfix(loss=f"{mean_loss:.3f}", lr=f"{lr:.3g}")
+            logs.loss_sum, logs.loss_count = 0.0, 0
         if task.curve_metric and (state.step % eval_every == 0 or state.step == end_step):
             metrics = task.evaluate(model, split="valid", limit=train_cfg.get("eval_curve_examples", 2000))
             model.train()
