@@ -53,8 +53,9 @@ def test_tiny_translation_workflow(tmp_path):
         capture_output=True, text=True, timeout=280, env=env,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
-    # About a minute on an idle 2-core machine; the bound is loose for shared CI machines.
-    assert time.perf_counter() - started < 270
+    # About a minute on an idle 2-core machine (4 min on one shared with other jobs); the
+    # subprocess timeout bounds it.
+    print(f"tiny translation workflow: {time.perf_counter() - started:.0f} s")
     prepared = tmp_path / "resources/prepared/multi30k"
     assert (prepared / "spm.model").exists()
     assert json.loads((prepared / "text.json").read_text())["meta"]["train_pairs"] == 29_000
