@@ -50,7 +50,7 @@ def test_tiny_translation_workflow(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path),
          "--configfile", str(cfg), "--cores", "2", *targets],
-        capture_output=True, text=True, timeout=280, env=env,
+        check=False, capture_output=True, text=True, timeout=280, env=env,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     # About a minute on an idle 2-core machine (4 min on one shared with other jobs); the

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-__all__ = ["GNMT", "PRUNE_INCLUDE", "gnmt", "BahdanauNormAttention"]
+__all__ = ["GNMT", "PRUNE_INCLUDE", "BahdanauNormAttention", "gnmt"]
 
 PRUNE_INCLUDE: tuple[str, ...] = (
     "encoder.embedding.weight",

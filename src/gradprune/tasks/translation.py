@@ -81,7 +81,7 @@ class TranslationTask(Task):
         if missing:
             raise ValueError(f"test sets {missing} are not in {data_files['text']}; prepare again")
         with safe_open(str(data_files["prepared"]), framework="pt") as f:
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
         self._tensors = tensors
         src = Ragged(tensors["train.src_ids"], tensors["train.src_offsets"])
         tgt = Ragged(tensors["train.tgt_ids"], tensors["train.tgt_offsets"])

@@ -26,7 +26,12 @@ from pathlib import Path
 import torch
 
 from gradprune.data.parallel_text import (
-    MULTI30K_SIZES, load_iwslt17, load_multi30k, load_newstest2014, pair_segments, read_lines,
+    MULTI30K_SIZES,
+    load_iwslt17,
+    load_multi30k,
+    load_newstest2014,
+    pair_segments,
+    read_lines,
     read_segments,
 )
 

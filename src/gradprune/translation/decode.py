@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["beam_search", "greedy_decode", "length_penalty", "decode_limit"]
+__all__ = ["beam_search", "decode_limit", "greedy_decode", "length_penalty"]
 
 
 def length_penalty(lengths: torch.Tensor, alpha: float) -> torch.Tensor:
