@@ -41,7 +41,7 @@ def setup(tmp_path_factory):
 
 def _train_cmd(config, prepared, run_dir):
     return [sys.executable, "-m", "gradprune.cli", "train", "--config", str(config),
-            "--run", str(run_dir), "--data", f"prepared={prepared}"]
+            "--run-dir", str(run_dir), "--data", f"prepared={prepared}"]
 
 
 def _env():

@@ -1,6 +1,6 @@
 """Command line for one training step of the workflow, outside Snakemake.
 
-``python -m gradprune.cli train --config C --run results/<exp>/<model>-<size>/sparsity-<s>/seed-<n>``
+``python -m gradprune.cli train --config C --run-dir results/<exp>/<model>-<size>/sparsity-<s>/seed-<n>``
 continues (or starts) that run; the workflow uses it to launch multi-GPU training under torchrun,
 and it is how a run is resumed by hand after preemption.
 """
@@ -25,7 +25,7 @@ def parse_run_dir(config: dict, path: str):
     match = _RUN_DIR.search(path)
     if not match:
         raise SystemExit(
-            f"--run {path!r} is not a run folder: expected "
+            f"--run-dir {path!r} is not a run folder: expected "
             "results/<experiment>/<model>-<size>/sparsity-<s>/seed-<n>"
         )
     g = match.groupdict()
@@ -37,17 +37,17 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     train = sub.add_parser("train", help="train one run to the end (resuming its checkpoint)")
     train.add_argument("--config", required=True, help="preset YAML")
-    train.add_argument("--run", required=True, help="the run folder (results/...)")
+    train.add_argument("--run-dir", required=True, help="the run folder (results/...)")
     train.add_argument("--data", action="append", default=[], metavar="NAME=PATH",
                        help="prepared data file of the task, e.g. prepared=resources/...")
     train.add_argument("--init", default=None, help="dense checkpoint at t0 to continue from")
     train.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     config = load_config(args.config)
-    run = parse_run_dir(config, args.run)
+    run = parse_run_dir(config, args.run_dir)
     data = dict(item.split("=", 1) for item in args.data)
     runner.configure_torch(args.threads, config["deterministic"])
-    done = runner.train(config, run, data, Path(args.run), Path(args.init) if args.init else None)
+    done = runner.train(config, run, data, Path(args.run_dir), Path(args.init) if args.init else None)
     return 0 if done else 1
 
 

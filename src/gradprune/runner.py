@@ -27,6 +27,7 @@ from gradprune.tasks import build_task
 from gradprune.training.checkpoint import (
     export_weights, import_weights, load_checkpoint, save_checkpoint,
 )
+from gradprune.training.distributed import init_from_env, launch
 from gradprune.training.loop import TrainState, resume_if_possible, seed_everything, train_steps
 from gradprune.training.optim import build_optimizer
 
@@ -85,13 +86,23 @@ def make_pruner(exp: dict, model, sparsity: float, optimizer=None) -> GradualPru
 
 def _new_state(config: dict, run: Run, data_files: dict, with_pruner: bool) -> TrainState:
     exp = config["experiments"][run.experiment]
-    device = resolve_device(config.get("device", "auto"))
+    ctx, device = init_from_env(resolve_device(config.get("device", "auto")))
     task = build_task(exp, data_files, device, run.seed)
-    seed_everything(run.seed)
+    if ctx.enabled and not task.supports_sharding:
+        raise NotImplementedError(
+            f"multi-GPU training is implemented for the vision family; {exp['family']} runs on "
+            "one device: set resources.gpu to 1"
+        )
+    task.dist = ctx
+    seed_everything(run.seed)  # the same initial weights on every rank
     model = task.build_model(size_value(run.size)).to(device)
     optimizer = build_optimizer(model, exp["train"]["optimizer"])
     pruner = make_pruner(exp, model, float(run.sparsity), optimizer) if with_pruner else None
-    return TrainState(model, optimizer, pruner, task)
+    forward = None
+    if ctx.enabled:
+        ids = [device.index] if device.type == "cuda" else None
+        forward = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    return TrainState(model, optimizer, pruner, task, forward_model=forward)
 
 
 def pretrain(config: dict, run: Run, data_files: dict, out_checkpoint: Path, work_dir: Path,
@@ -106,8 +117,10 @@ def pretrain(config: dict, run: Run, data_files: dict, out_checkpoint: Path, wor
                 stop_after=stop_after)
     if state.step < t0:
         return  # interrupted on purpose (tests); the checkpoint holds the progress
-    save_checkpoint(state.state_dict(), out_checkpoint)
-    _remove_checkpoint(ckpt)
+    if state.is_main:
+        save_checkpoint(state.state_dict(), out_checkpoint)
+        _remove_checkpoint(ckpt)
+    state.task.dist.barrier()
 
 
 def train(config: dict, run: Run, data_files: dict, out_dir: Path, init_checkpoint: Path | None,
@@ -127,6 +140,9 @@ def train(config: dict, run: Run, data_files: dict, out_dir: Path, init_checkpoi
                 f"s={run.sparsity} seed={run.seed}", stop_after=stop_after)
     if state.step < total:
         return False
+    if not state.is_main:
+        state.task.dist.barrier()
+        return True
     masks = state.pruner.masks() if state.pruner else {}
     export_weights(state.model, masks, out_dir / "model.safetensors",
                    {"run": run.dir, "step": state.step})
@@ -137,11 +153,30 @@ def train(config: dict, run: Run, data_files: dict, out_dir: Path, init_checkpoi
     _write_csv(out_dir / "prune_log.csv", state.pruner.history_rows() if state.pruner else [],
                ["step", "group", "tensor", "target", "realized", "numel", "nnz"])
     summary = {"steps": state.step, "wall_time_s": round(state.logs.wall_time_s, 2),
+               "processes": state.task.dist.world_size,
                "started": started, "device": str(state.task.device),
                "resumed_from_dense_t0": init_checkpoint is not None}
     (out_dir / "train_summary.json").write_text(json.dumps(summary, indent=2))
     _remove_checkpoint(ckpt)
+    state.task.dist.barrier()
     return True
+
+
+def train_distributed(config: dict, run: Run, data_files: dict, out_dir: Path,
+                      init_checkpoint: Path | None, nproc: int, threads: int = 1) -> None:
+    """``train`` on ``nproc`` processes (one per GPU; gloo on CPU) launched with torchrun."""
+    import yaml
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cfg_path = out_dir / "run_config.yaml"
+    cfg_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    args = ["train", "--config", str(cfg_path), "--run-dir", str(out_dir), "--threads", str(threads)]
+    args += [a for name, path in data_files.items() if name != "init_checkpoint"
+             for a in ("--data", f"{name}={path}")]
+    if init_checkpoint is not None:
+        args += ["--init", str(init_checkpoint)]
+    launch(nproc, args)
 
 
 def evaluate(config: dict, run: Run, data_files: dict, weights: Path, train_summary: Path,

@@ -13,12 +13,17 @@ class Task(abc.ABC):
     metric_names: tuple[str, ...] = ()
     #: metric evaluated periodically during training for the curves (eval.csv)
     curve_metric: str = ""
+    #: whether train_loss keeps only this rank's rows of a global batch (multi-GPU DDP)
+    supports_sharding: bool = False
 
     def __init__(self, experiment: dict, data_files: dict, device, seed: int) -> None:
         self.experiment = experiment
         self.data_files = data_files
         self.device = torch.device(device)
         self.seed = seed
+        from gradprune.training.distributed import DistContext
+
+        self.dist = DistContext()  # set by the runner under torchrun
 
     @abc.abstractmethod
     def build_model(self, size) -> nn.Module:

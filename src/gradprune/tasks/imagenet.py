@@ -43,8 +43,9 @@ class _SeededFolder(Dataset):
 class _StepBatches:
     """Batch sampler from ``start`` on: the indices of step s come from the epoch's permutation."""
 
-    def __init__(self, n, batch_size, seed, start):
+    def __init__(self, n, batch_size, seed, start, rank=0, world_size=1):
         self.n, self.batch_size, self.seed, self.start = n, batch_size, seed, start
+        self.rank, self.world_size = rank, world_size
         self.steps_per_epoch = n // batch_size
 
     def __iter__(self):
@@ -55,7 +56,8 @@ class _StepBatches:
                 epoch, order = e, epoch_permutation(self.n, self.seed, e)
             idx = order[i * self.batch_size : (i + 1) * self.batch_size].tolist()
             base = (self.seed * 1_000_003 + step) * self.batch_size
-            yield [(j, base + k) for k, j in enumerate(idx)]
+            # Under DDP each rank loads only its rows; draws stay tied to the global position.
+            yield [(j, base + k) for k, j in enumerate(idx)][self.rank :: self.world_size]
             step += 1
 
 
@@ -82,9 +84,10 @@ class ImageNetData:
     def steps_per_epoch(self) -> int:
         return len(self.train) // self.batch_size
 
-    def batch(self, step):
+    def batch(self, step, dist):
         if self._iterator is None or step != self._next_step:
-            sampler = _StepBatches(len(self.train), self.batch_size, self.seed, step)
+            sampler = _StepBatches(len(self.train), self.batch_size, self.seed, step,
+                                   dist.rank, dist.world_size)
             loader = DataLoader(self.train, batch_sampler=sampler, num_workers=self.workers,
                                 pin_memory=self.device.type == "cuda", persistent_workers=False)
             self._iterator = iter(loader)

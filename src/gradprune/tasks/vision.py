@@ -40,6 +40,7 @@ def prepare_fashion_mnist(raw_dir, out_path) -> None:
 class VisionTask(Task):
     metric_names = ("top1", "top5")
     curve_metric = "top1"
+    supports_sharding = True
 
     def __init__(self, experiment, data_files, device, seed):
         super().__init__(experiment, data_files, device, seed)
@@ -105,13 +106,14 @@ class VisionTask(Task):
         return padded[..., 2 + dy : 2 + dy + h, 2 + dx : 2 + dx + w]
 
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The global batch of ``step``, this rank's rows of it under DDP."""
         if self.imagenet is not None:
-            return self.imagenet.batch(step)
+            return self.imagenet.batch(step, self.dist)
         epoch, i = divmod(step, self.steps_per_epoch)
         order = epoch_permutation(len(self.train_labels), self.seed, epoch)
         idx = order[i * self.batch_size : (i + 1) * self.batch_size]
         x = self._augment(self._normalise(self.train_images[idx]), step)
-        return x, self.train_labels[idx].to(self.device)
+        return self.dist.shard(x), self.dist.shard(self.train_labels[idx].to(self.device))
 
     def train_loss(self, model, step):
         x, y = self.batch(step)

@@ -72,6 +72,11 @@ class TrainState:
     task: object
     step: int = 0  # next optimizer step to take
     logs: Logs = field(default_factory=Logs)
+    forward_model: torch.nn.Module | None = None  # the DDP wrapper under torchrun
+
+    @property
+    def is_main(self) -> bool:
+        return self.task.dist.is_main
 
     def state_dict(self) -> dict:
         return {
@@ -114,6 +119,7 @@ def train_steps(
     log_every, eval_every = train_cfg.get("log_every", 20), train_cfg.get("eval_every", 500)
     ckpt_every = train_cfg.get("checkpoint_every", 500)
     model, task, pruner = state.model, state.task, state.pruner
+    forward = state.forward_model or model
     model.train()
     taken = 0
     t_last = time.perf_counter()
@@ -123,7 +129,7 @@ def train_steps(
         step = state.step
         lr = lr_at(step, opt_cfg["lr"], sched, total)
         set_lr(state.optimizer, lr)
-        loss = task.train_loss(model, step)
+        loss = task.train_loss(forward, step)
         state.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if clip:
@@ -152,7 +158,7 @@ def train_steps(
             )
             bar.set_postfix(loss=f"{mean_loss:.3f}", lr=f"{lr:.3g}")
             logs.loss_sum, logs.loss_count = 0.0, 0
-        if task.curve_metric and (state.step % eval_every == 0 or state.step == end_step):
+        if task.curve_metric and state.is_main and (state.step % eval_every == 0 or state.step == end_step):
             metrics = task.evaluate(model, split="valid", limit=train_cfg.get("eval_curve_examples", 2000))
             model.train()
             state.logs.eval.append({"step": step, **metrics})
@@ -163,7 +169,9 @@ def train_steps(
         if checkpoint_path is not None and state.step < end_step and (
             state.step % ckpt_every == 0 or interrupted
         ):
-            save_checkpoint(state.state_dict(), checkpoint_path)
+            if state.is_main:
+                save_checkpoint(state.state_dict(), checkpoint_path)
+            task.dist.barrier()
         if interrupted:
             break
     bar.close()

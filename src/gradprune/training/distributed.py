@@ -1,0 +1,68 @@
+"""Multi-GPU training under torchrun: DistributedDataParallel with NCCL on GPUs, gloo on CPUs.
+
+Every rank builds the same model from the same seed and sees the same global batch of a step; it
+keeps its rows ``rank::world_size`` (so the combined batch equals a single process's batch), DDP
+averages the gradients, and the pruner computes identical masks from identical weights on every
+rank. Only rank 0 writes checkpoints and outputs.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class DistContext:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def shard(self, rows: torch.Tensor) -> torch.Tensor:
+        """This rank's rows of a global batch (batch dimension first)."""
+        if not self.enabled:
+            return rows
+        if rows.shape[0] % self.world_size:
+            raise ValueError(
+                f"global batch of {rows.shape[0]} does not split over {self.world_size} processes: "
+                "make train.batch_size a multiple of the GPU count"
+            )
+        return rows[self.rank :: self.world_size]
+
+    def barrier(self) -> None:
+        if self.enabled:
+            dist.barrier()
+
+
+def init_from_env(device: torch.device) -> tuple[DistContext, torch.device]:
+    """Join the process group torchrun describes in the environment (no-op without one)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistContext(), device
+    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    if device.type == "cuda":
+        device = torch.device("cuda", local)
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return DistContext(rank, world, local), device
+
+
+def launch(nproc: int, cli_args: list[str], env: dict | None = None) -> None:
+    """Run ``python -m gradprune.cli <cli_args>`` on ``nproc`` local processes with torchrun."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+           f"--nproc-per-node={nproc}", "-m", "gradprune.cli", *cli_args]
+    subprocess.run(cmd, check=True, env={**os.environ, **(env or {})})
