@@ -172,3 +172,15 @@ def test_offline_without_mirror_names_missing_files_and_the_fix(tmp_path):
     text = proc.stdout + proc.stderr
     assert proc.returncode != 0 and not out.exists()
     assert "http://example.invalid/x.gz" in text and "GRADPRUNE_DATA_MIRROR" in text
+
+
+def test_html_report_bundles_tables_figures_and_provenance(pipeline):
+    import zipfile
+
+    work, tsv, _ = pipeline
+    proc = snakemake(work, _config(tsv), "--report", str(work / "report.zip"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    names = zipfile.ZipFile(work / "report.zip").namelist()
+    assert any(n.endswith("metrics.json") for n in names)
+    assert any(n.endswith(f"{EXP}_metric_vs_nnz.png") for n in names)
+    assert any(n.endswith("headline.csv") for n in names)

@@ -8,7 +8,9 @@ rule tables:
     input:
         all_metrics(config),
     output:
-        runs="results/tables/runs.csv",
+        runs=report(
+            "results/tables/runs.csv", caption="../report/table_runs.rst", category="Tables"
+        ),
         tables=[
             report(
                 f"results/tables/{exp}{kind}.{ext}",
@@ -20,7 +22,15 @@ rule tables:
             for kind in TABLE_KINDS
             for ext in ("csv", "md", "tex")
         ],
-        headline=[f"results/tables/headline.{ext}" for ext in ("csv", "md", "tex")],
+        headline=[
+            report(
+                f"results/tables/headline.{ext}",
+                caption="../report/table_headline.rst",
+                category="Tables",
+                subcategory="all experiments",
+            )
+            for ext in ("csv", "md", "tex")
+        ],
     log:
         "logs/report/tables.log",
     benchmark:

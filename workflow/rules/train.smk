@@ -59,7 +59,13 @@ rule evaluate:
         weights=f"{RUN_DIR}/model.safetensors",
         summary=f"{RUN_DIR}/train_summary.json",
     output:
-        metrics=f"{RUN_DIR}/metrics.json",
+        metrics=report(
+            f"{RUN_DIR}/metrics.json",
+            caption="../report/metrics.rst",
+            category="Provenance",
+            subcategory="{experiment}",
+            labels={"run": "{model}-{size} sparsity {sparsity} seed {seed}"},
+        ),
     log:
         f"{RUN_DIR}/evaluate.log",
     benchmark:
