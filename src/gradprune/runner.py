@@ -162,6 +162,18 @@ def train(config: dict, run: Run, data_files: dict, out_dir: Path, init_checkpoi
     return True
 
 
+def train_job(config: dict, run: Run, data_files: dict, out_dir: Path,
+              init_checkpoint: Path | None, threads: int) -> None:
+    """What the train rule runs: one process, or torchrun when the experiment asks for GPUs > 1."""
+    from gradprune.workflow import experiment_resources
+
+    gpus = experiment_resources(config["experiments"][run.experiment])["gpu"]
+    if gpus > 1:
+        train_distributed(config, run, data_files, out_dir, init_checkpoint, gpus, threads)
+    else:
+        train(config, run, data_files, out_dir, init_checkpoint)
+
+
 def train_distributed(config: dict, run: Run, data_files: dict, out_dir: Path,
                       init_checkpoint: Path | None, nproc: int, threads: int = 1) -> None:
     """``train`` on ``nproc`` processes (one per GPU; gloo on CPU) launched with torchrun."""
