@@ -8,10 +8,10 @@ what keeps them honest. Each one fails as soon as a pin drifts on either side.
 from __future__ import annotations
 
 import importlib
-import importlib.metadata as metadata
 import re
 import sys
 import tomllib
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -32,7 +32,9 @@ def canonical(name: str) -> str:
 
 def load_env(path: Path) -> dict:
     env = yaml.safe_load(path.read_text())
-    assert isinstance(env, dict) and isinstance(env.get("dependencies"), list), f"{path.name}: no dependencies"
+    assert isinstance(env, dict) and isinstance(env.get("dependencies"), list), (
+        f"{path.name}: no dependencies"
+    )
     return env
 
 
@@ -62,27 +64,41 @@ def pyproject_pins() -> dict[str, str]:
     such as gradprune[test] are skipped). A package pinned differently in two groups fails."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     groups = {"dependencies": project.get("dependencies", [])}
-    groups.update({f"optional-dependencies.{k}": v for k, v in project.get("optional-dependencies", {}).items()})
+    groups.update(
+        {
+            f"optional-dependencies.{k}": v
+            for k, v in project.get("optional-dependencies", {}).items()
+        }
+    )
     pins: dict[str, str] = {}
     for group, specs in groups.items():
         for spec in specs:
-            if canonical(re.split(r"[\[<>=!~;\s]", spec, maxsplit=1)[0]) == canonical(project["name"]):
+            if canonical(re.split(r"[\[<>=!~;\s]", spec, maxsplit=1)[0]) == canonical(
+                project["name"]
+            ):
                 continue
             m = PIN.match(spec)
             assert m, f"pyproject.toml {group}: {spec!r} is not an exact name==version pin"
             name, version = canonical(m.group(1)), m.group(2)
-            assert pins.get(name, version) == version, f"pyproject.toml pins {name} twice: {pins[name]} and {version}"
+            assert pins.get(name, version) == version, (
+                f"pyproject.toml pins {name} twice: {pins[name]} and {version}"
+            )
             pins[name] = version
     return pins
 
 
 def top_level_module(dist: str) -> str:
     """The importable module of an installed distribution (pyyaml -> yaml)."""
-    mods = [m for m, dists in metadata.packages_distributions().items()
-            if canonical(dist) in {canonical(d) for d in dists} and m.isidentifier() and not m.startswith("_")]
+    mods = [
+        m
+        for m, dists in metadata.packages_distributions().items()
+        if canonical(dist) in {canonical(d) for d in dists}
+        and m.isidentifier()
+        and not m.startswith("_")
+    ]
     assert mods, f"{dist}: installed but provides no importable top-level module"
     exact = [m for m in mods if canonical(m) == canonical(dist)]
-    return exact[0] if exact else sorted(mods)[0]
+    return exact[0] if exact else min(mods)
 
 
 def env_id(path: Path) -> str:
@@ -98,7 +114,9 @@ def test_env_uses_python_311_and_installs_with_pip_only(path):
     env = load_env(path)
     specs = conda_specs(env)
     pythons = [s for s in specs if re.match(r"^python\b", s)]
-    assert pythons == [f"python={PYTHON}"], f"{path.name}: python spec {pythons}, want python={PYTHON}"
+    assert pythons == [f"python={PYTHON}"], (
+        f"{path.name}: python spec {pythons}, want python={PYTHON}"
+    )
     # Everything else comes from pip with the CI pins (conda packages could resolve to other builds).
     assert set(specs) - {f"python={PYTHON}", "pip"} == set(), f"{path.name}: conda packages {specs}"
     assert pip_specs(env), f"{path.name}: no pip dependencies"
@@ -152,7 +170,9 @@ def test_env_pin_is_installed_and_importable(name):
     if name in ("torch", "torchvision", "numpy", "pandas", "matplotlib"):
         # what actually imports (not a stale copy shadowing the installed distribution)
         version = str(module.__version__).split("+")[0]
-        assert version == want, f"{name} imports as {module.__version__} from {module.__file__}, pin {want}"
+        assert version == want, (
+            f"{name} imports as {module.__version__} from {module.__file__}, pin {want}"
+        )
 
 
 def _conda_directives(path: Path) -> list[tuple[int, str]]:
@@ -182,8 +202,14 @@ def test_every_conda_path_in_the_rules_exists():
     envs_dir = (ROOT / "envs").resolve()
     for path, line, ref in refs:
         target = (path.parent / ref).resolve()  # relative to the file holding the rule
-        assert target.is_file(), f"{path.relative_to(ROOT)}:{line}: conda env {ref} -> {target} missing"
-        assert target.parent == envs_dir and target.suffix == ".yaml", f"{path.relative_to(ROOT)}:{line}: {ref}"
+        assert target.is_file(), (
+            f"{path.relative_to(ROOT)}:{line}: conda env {ref} -> {target} missing"
+        )
+        assert target.parent == envs_dir and target.suffix == ".yaml", (
+            f"{path.relative_to(ROOT)}:{line}: {ref}"
+        )
     # and no env is orphaned
     used = {(p.parent / ref).resolve() for p, _, ref in refs}
-    assert {e.resolve() for e in ENVS} <= used, f"envs not used by any rule: {sorted(set(ENVS) - used)}"
+    assert {e.resolve() for e in ENVS} <= used, (
+        f"envs not used by any rule: {sorted(set(ENVS) - used)}"
+    )
