@@ -1,17 +1,27 @@
-"""gradprune: a reproduction pipeline for Zhu & Gupta (2017), 'To prune, or not to prune'."""
+"""gradprune: a reproduction pipeline for Zhu & Gupta (2017), 'To prune, or not to prune'.
 
-from gradprune.counting import NNZCount, count_nnz, count_nonzero
-from gradprune.pruning import GradualPruner, default_prune_groups, select_prune_groups
-from gradprune.schedule import CubicSchedule
+The public names are imported lazily: the workflow imports ``gradprune.config`` when Snakemake
+parses the Snakefile (on every job start, SLURM jobs included), which should not pay for torch.
+"""
+
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "CubicSchedule",
-    "GradualPruner",
-    "NNZCount",
-    "count_nnz",
-    "count_nonzero",
-    "default_prune_groups",
-    "select_prune_groups",
-]
+_EXPORTS = {
+    "CubicSchedule": "gradprune.schedule",
+    "GradualPruner": "gradprune.pruning",
+    "default_prune_groups": "gradprune.pruning",
+    "select_prune_groups": "gradprune.pruning",
+    "NNZCount": "gradprune.counting",
+    "count_nnz": "gradprune.counting",
+    "count_nonzero": "gradprune.counting",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'gradprune' has no attribute {name!r}")
