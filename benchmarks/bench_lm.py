@@ -88,6 +88,9 @@ def main() -> None:
     states = {}
     for name in ("gradprune", "gradprune+prune"):
         t = LanguageModelTask(exp, {"prepared": path}, device, seed=0)
+        # train_steps scores the validation curve whenever it reaches its end_step, i.e. at the end
+        # of every timed round here (once per run in real use): evaluation, not training, so off
+        t.curve_metric = ""
         m = model()
         opt = build_optimizer(m, train_cfg["optimizer"])
         pruner = None
