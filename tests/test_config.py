@@ -54,7 +54,7 @@ def test_plan_pairs_every_sparsity_with_small_dense_models_and_seeds():
     config["seeds"] = [0, 1]
     runs = [r for r in plan_runs(config) if r.experiment == "mobilenet-fmnist"]
     large = {(r.sparsity, r.seed) for r in runs if r.size == "1.0"}
-    assert large == {(s, seed) for s in ("0.0", "0.5", "0.75", "0.9") for seed in (0, 1)}
+    assert large == {(s, seed) for s in ("0.0", "0.5", "0.75", "0.9", "0.95") for seed in (0, 1)}
     small = {(r.size, r.role) for r in runs if r.role == "small-dense"}
     assert small == {("0.75", "small-dense"), ("0.5", "small-dense"), ("0.25", "small-dense")}
     assert runs[0].metrics.startswith("results/mobilenet-fmnist/mobilenet_v1-1.0/sparsity-0.0/seed-0/")
