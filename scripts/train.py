@@ -9,7 +9,7 @@ from gradprune.workflow import logged_to, run_from_wildcards  # noqa: E402
 sm = snakemake  # noqa: F821
 with logged_to(sm.log[0]):
     config = sm.params.config
-    run = run_from_wildcards(config, sm.wildcards)
+    run = run_from_wildcards(sm.wildcards, sm.params.role)
     runner.configure_torch(sm.threads, config["deterministic"])
     init = sm.input.get("init_checkpoint")
     runner.train_job(config, run, dict(sm.input), Path(sm.output.weights).parent,

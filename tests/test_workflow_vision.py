@@ -184,3 +184,18 @@ def test_html_report_bundles_tables_figures_and_provenance(pipeline):
     assert any(n.endswith("metrics.json") for n in names)
     assert any(n.endswith(f"{EXP}_metric_vs_nnz.png") for n in names)
     assert any(n.endswith("headline.csv") for n in names)
+
+
+def test_adding_a_sparsity_plans_only_the_new_run(pipeline):
+    """Jobs get only their own experiment's settings as params, so growing the preset does not
+    retrain what exists (Snakemake reruns a job whose params changed)."""
+    import re
+
+    work, tsv, _ = pipeline
+    config = _config(tsv)
+    config["experiments"][EXP]["large"]["sparsities"].append(0.9)
+    proc = snakemake(work, config, "-n", "--quiet", "rules")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", proc.stdout + proc.stderr, re.M))
+    assert counts.get("train") == "1" and counts.get("evaluate") == "1", counts
+    assert "pretrain" not in counts

@@ -181,9 +181,10 @@ def train_distributed(config: dict, run: Run, data_files: dict, out_dir: Path,
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    cfg_path = out_dir / "run_config.yaml"
+    cfg_path = out_dir / "job_config.yaml"
     cfg_path.write_text(yaml.safe_dump(config, sort_keys=False))
-    args = ["train", "--config", str(cfg_path), "--run-dir", str(out_dir), "--threads", str(threads)]
+    args = ["train", "--job-config", str(cfg_path), "--role", run.role, "--run-dir", str(out_dir),
+            "--threads", str(threads)]
     args += [a for name, path in data_files.items() if name != "init_checkpoint"
              for a in ("--data", f"{name}={path}")]
     if init_checkpoint is not None:

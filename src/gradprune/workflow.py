@@ -104,11 +104,28 @@ class logged_to:
         return False
 
 
-def run_from_wildcards(config: dict, wildcards):
-    from gradprune.config import find_run
+# Keys of an experiment that list its runs rather than describe how one run trains.
+_RUN_LISTS = ("small_dense", "extra_models")
 
-    return find_run(config, wildcards.experiment, wildcards.model, wildcards.size,
-                    wildcards.sparsity, int(wildcards.seed))
+
+def job_config(config: dict, experiment: str) -> dict:
+    """The config a training job needs: only its experiment, without the lists of other runs.
+
+    Snakemake reruns a job when its params change; passing the whole config would retrain every
+    model when a user adds one sparsity or another experiment to the preset.
+    """
+    exp = {k: v for k, v in config["experiments"][experiment].items() if k not in _RUN_LISTS}
+    exp["large"] = {"size": exp["large"]["size"]}
+    top = {k: v for k, v in config.items() if k not in ("experiments", "seeds")}
+    return {**top, "experiments": {experiment: exp}}
+
+
+def run_from_wildcards(wildcards, role: str):
+    """The Run a job's wildcards name (the workflow checked it belongs to the preset)."""
+    from gradprune.config import Run
+
+    return Run(wildcards.experiment, wildcards.model, wildcards.size, wildcards.sparsity,
+               int(wildcards.seed), role)
 
 
 def pretrain_run(wildcards):

@@ -11,6 +11,7 @@ from gradprune.config import find_run, plan_runs, pretrain_dir, validate_config 
 from gradprune.workflow import (  # noqa: E402
     data_inputs,
     experiment_resources,
+    job_config,
     report_targets,
 )
 

@@ -14,7 +14,7 @@ rule pretrain:
     benchmark:
         f"{PRETRAIN_DIR}/benchmark.tsv"
     params:
-        config=config,
+        config=lambda wc: job_config(config, wc.experiment),
         run_dir=lambda wc: PRETRAIN_DIR.format(**wc),
     threads: resource("threads")
     resources:
@@ -41,7 +41,8 @@ rule train:
     benchmark:
         f"{RUN_DIR}/benchmark_train.tsv"
     params:
-        config=config,
+        config=lambda wc: job_config(config, wc.experiment),
+        role=lambda wc: the_run(wc).role,
     threads: resource("threads")
     resources:
         mem_mb=resource("mem_mb"),
@@ -71,7 +72,8 @@ rule evaluate:
     benchmark:
         f"{RUN_DIR}/benchmark_evaluate.tsv"
     params:
-        config=config,
+        config=lambda wc: job_config(config, wc.experiment),
+        role=lambda wc: the_run(wc).role,
     threads: resource("threads")
     resources:
         mem_mb=resource("mem_mb"),
