@@ -22,7 +22,6 @@ from gradprune.models import build_model, prune_include
 from gradprune.pruning import GradualPruner, select_prune_groups
 from gradprune.schedule import CubicSchedule
 
-
 VARIANTS = ("dense", "ours", "ours+opt", "torch.prune")
 
 

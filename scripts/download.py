@@ -3,9 +3,9 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
-from gradprune.data.fetch import fetch  # noqa: E402
-from gradprune.data.registry import Registry  # noqa: E402
-from gradprune.workflow import logged_to  # noqa: E402
+from gradprune.data.fetch import fetch
+from gradprune.data.registry import Registry
+from gradprune.workflow import logged_to
 
 with logged_to(snakemake.log[0]):  # noqa: F821
     out = Path(snakemake.output[0])  # noqa: F821

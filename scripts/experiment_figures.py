@@ -3,8 +3,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
-from gradprune.reporting.api import write_experiment_figures  # noqa: E402
-from gradprune.workflow import logged_to  # noqa: E402
+from gradprune.reporting.api import write_experiment_figures
+from gradprune.workflow import logged_to
 
 sm = snakemake  # noqa: F821
 with logged_to(sm.log[0]):

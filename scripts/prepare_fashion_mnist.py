@@ -3,8 +3,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
-from gradprune.tasks.vision import prepare_fashion_mnist  # noqa: E402
-from gradprune.workflow import logged_to  # noqa: E402
+from gradprune.tasks.vision import prepare_fashion_mnist
+from gradprune.workflow import logged_to
 
 with logged_to(snakemake.log[0]):  # noqa: F821
     prepare_fashion_mnist(Path(snakemake.input[0]).parent, snakemake.output[0])  # noqa: F821

@@ -3,8 +3,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
-from gradprune import runner  # noqa: E402
-from gradprune.workflow import logged_to, run_from_wildcards  # noqa: E402
+from gradprune import runner
+from gradprune.workflow import logged_to, run_from_wildcards
 
 sm = snakemake  # noqa: F821
 with logged_to(sm.log[0]):

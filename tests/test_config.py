@@ -6,10 +6,9 @@ import re
 import time
 
 import pytest
-import yaml
+from tests.workflow_helpers import load_preset, snakemake
 
 from gradprune.config import ConfigError, load_config, plan_runs, validate_config
-from tests.workflow_helpers import ROOT, load_preset, snakemake
 
 
 @pytest.mark.parametrize("name", ["mini", "paper", "test"])
@@ -66,7 +65,7 @@ def test_paper_preset_dry_run_lists_every_row_quickly(tmp_path):
     proc = snakemake(tmp_path, config, "-n", "--quiet", "rules", timeout=300)
     elapsed = time.time() - start
     assert proc.returncode == 0, proc.stderr[-3000:]
-    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", proc.stdout + proc.stderr, re.M))
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", proc.stdout + proc.stderr, re.MULTILINE))
     n_runs = len(plan_runs(validate_config(config)))
     assert int(counts["train"]) == n_runs and int(counts["evaluate"]) == n_runs
     assert elapsed < 120, f"dry run took {elapsed:.0f} s"

@@ -94,11 +94,12 @@ def test_two_gloo_processes_match_one_process_on_the_combined_batch(tmp_path):
 @pytest.mark.slow
 def test_runner_under_torchrun_trains_a_vision_run(tmp_path):
     """The launch path the train rule uses for gpu > 1, here with 2 CPU processes on gloo."""
+    from tests.fixtures.data_formats import write_fashion_mnist
+    from tests.workflow_helpers import ROOT, load_preset
+
     from gradprune import runner
     from gradprune.config import find_run, validate_config
     from gradprune.tasks.vision import prepare_fashion_mnist
-    from tests.fixtures.data_formats import write_fashion_mnist
-    from tests.workflow_helpers import ROOT, load_preset
 
     write_fashion_mnist(tmp_path / "raw", n_train=96, n_test=16)
     prepare_fashion_mnist(tmp_path / "raw", tmp_path / "data.safetensors")

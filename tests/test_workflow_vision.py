@@ -9,11 +9,11 @@ import shutil
 import pytest
 import torch
 from safetensors.torch import load_file
-
-from gradprune.data.registry import Entry
 from tests.fixtures.data_formats import registry_for, write_fashion_mnist
 from tests.fixtures.http_server import LoopbackServer
 from tests.workflow_helpers import load_preset, mtimes, snakemake, write_registry
+
+from gradprune.data.registry import Entry
 
 pytestmark = pytest.mark.slow
 
@@ -196,6 +196,6 @@ def test_adding_a_sparsity_plans_only_the_new_run(pipeline):
     config["experiments"][EXP]["large"]["sparsities"].append(0.9)
     proc = snakemake(work, config, "-n", "--quiet", "rules")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", proc.stdout + proc.stderr, re.M))
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", proc.stdout + proc.stderr, re.MULTILINE))
     assert counts.get("train") == "1" and counts.get("evaluate") == "1", counts
     assert "pretrain" not in counts

@@ -35,7 +35,7 @@ def snakemake(workdir: Path, config: dict, *args: str, timeout: int = 600, env: 
     run_env.update(env or {})
     cmd = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(workdir),
            "--configfile", str(cfg), "--cores", "2", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=run_env)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=run_env, check=False)
 
 
 def mtimes(root: Path) -> dict[str, int]:

@@ -18,7 +18,10 @@ _EXPORTS = {
     "count_nonzero": "gradprune.counting",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "CubicSchedule", "GradualPruner", "NNZCount", "count_nnz", "count_nonzero",
+    "default_prune_groups", "select_prune_groups",
+]
 
 
 def __getattr__(name):

@@ -7,8 +7,8 @@ start at exactly zero). Pass the pruner's masks to count pruned weights out.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import torch
 from torch import nn

@@ -25,7 +25,10 @@ from gradprune.pruning import GradualPruner
 from gradprune.schedule import CubicSchedule
 from gradprune.tasks import build_task
 from gradprune.training.checkpoint import (
-    export_weights, import_weights, load_checkpoint, save_checkpoint,
+    export_weights,
+    import_weights,
+    load_checkpoint,
+    save_checkpoint,
 )
 from gradprune.training.distributed import init_from_env, launch
 from gradprune.training.loop import TrainState, resume_if_possible, seed_everything, train_steps

@@ -8,6 +8,7 @@ stream, so a resumed run (or another worker count) sees exactly the same augment
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -63,7 +64,7 @@ class _StepBatches:
 
 class ImageNetData:
     def __init__(self, index_file, experiment, seed, device):
-        index = json.loads(open(index_file).read())
+        index = json.loads(Path(index_file).read_text())
         root = index["root"]
         crop, resize = image_size(experiment["model"])
         normalize = transforms.Normalize(MEAN, STD)

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 
 class CorruptCheckpointError(RuntimeError):
@@ -70,7 +70,7 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
         )
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any failure here means an unusable file
+    except Exception as err:
         raise CorruptCheckpointError(f"checkpoint {path} cannot be read: {err}") from err
 
 
@@ -80,13 +80,7 @@ def export_weights(model: torch.nn.Module, masks: dict, path: str | Path, metada
     for name, mask in masks.items():
         tensors[f"__mask__.{name}"] = mask.detach().cpu().to(torch.uint8).contiguous()
     meta = {k: str(v) for k, v in metadata.items()}
-    _atomic_write_bytes(Path(path), lambda fh: fh.write(_safetensors_bytes(tensors, meta)))
-
-
-def _safetensors_bytes(tensors: dict, metadata: dict) -> bytes:
-    from safetensors.torch import save
-
-    return save(tensors, metadata=metadata)
+    _atomic_write_bytes(Path(path), lambda fh: fh.write(save(tensors, metadata=meta)))
 
 
 def import_weights(path: str | Path) -> tuple[dict, dict]:
@@ -99,5 +93,5 @@ def import_weights(path: str | Path) -> tuple[dict, dict]:
 
 __all__ = [
     "CorruptCheckpointError", "export_weights", "import_weights", "load_checkpoint",
-    "save_checkpoint", "save_file",
+    "save_checkpoint",
 ]

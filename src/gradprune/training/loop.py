@@ -57,7 +57,7 @@ class Logs:
                 "loss_sum": self.loss_sum, "loss_count": self.loss_count}
 
     @classmethod
-    def from_state(cls, state: dict) -> "Logs":
+    def from_state(cls, state: dict) -> Logs:
         return cls(list(state["train"]), list(state["eval"]), float(state["wall_time_s"]),
                    float(state.get("loss_sum", 0.0)), int(state.get("loss_count", 0)))
 
