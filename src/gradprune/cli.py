@@ -65,8 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         run = run_of_dir(args.run_dir, args.role)
     data = dict(item.split("=", 1) for item in args.data)
     runner.configure_torch(args.threads, config["deterministic"])
-    done = runner.train(config, run, data, Path(args.run_dir), Path(args.init) if args.init else None)
-    return 0 if done else 1
+    runner.train(config, run, data, Path(args.run_dir), Path(args.init) if args.init else None)
+    return 0
 
 
 if __name__ == "__main__":

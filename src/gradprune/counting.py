@@ -51,6 +51,12 @@ def count_nnz(model: nn.Module, masks: Mapping[str, torch.Tensor] | None = None)
     return NNZCount(total, dense, per_tensor)
 
 
+def masks_sparsity(masks: Mapping[str, torch.Tensor]) -> float:
+    """Fraction pruned over the masked tensors only (what the schedule targets); 0 without masks."""
+    numel = sum(m.numel() for m in masks.values())
+    return 1.0 - sum(int(m.sum()) for m in masks.values()) / numel if numel else 0.0
+
+
 def count_nonzero(model: nn.Module) -> int:
     """Literal count of non-zero values (a check that pruned weights really are zero)."""
     return sum(int(torch.count_nonzero(p.detach())) for p in model.parameters())

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from gradprune.config import Run, size_value
-from gradprune.counting import count_nnz
+from gradprune.counting import count_nnz, masks_sparsity
 from gradprune.models import prune_include
 from gradprune.provenance import now, provenance
 from gradprune.pruning import GradualPruner
@@ -108,27 +108,22 @@ def _new_state(config: dict, run: Run, data_files: dict, with_pruner: bool) -> T
     return TrainState(model, optimizer, pruner, task, forward_model=forward)
 
 
-def pretrain(config: dict, run: Run, data_files: dict, out_checkpoint: Path, work_dir: Path,
-             stop_after: int | None = None) -> None:
+def pretrain(config: dict, run: Run, data_files: dict, out_checkpoint: Path, work_dir: Path) -> None:
     """Dense training of the large model up to the first pruning step t0."""
     exp = config["experiments"][run.experiment]
     t0 = exp["pruning"]["begin_step"]
     state = _new_state(config, run, data_files, with_pruner=False)
     ckpt = Path(work_dir) / "checkpoint.pt"
     resume_if_possible(state, ckpt)
-    train_steps(state, exp["train"], t0, ckpt, desc=f"{run.experiment} dense to t0={t0}",
-                stop_after=stop_after)
-    if state.step < t0:
-        return  # interrupted on purpose (tests); the checkpoint holds the progress
+    train_steps(state, exp["train"], t0, ckpt, desc=f"{run.experiment} dense to t0={t0}")
     if state.is_main:
         save_checkpoint(state.state_dict(), out_checkpoint)
         _remove_checkpoint(ckpt)
     state.task.dist.barrier()
 
 
-def train(config: dict, run: Run, data_files: dict, out_dir: Path, init_checkpoint: Path | None,
-          stop_after: int | None = None) -> bool:
-    """Continue (or start) a run to ``total_steps``; returns True when it finished."""
+def train(config: dict, run: Run, data_files: dict, out_dir: Path, init_checkpoint: Path | None) -> None:
+    """Continue (or start) a run to ``total_steps`` and export its weights and logs."""
     exp = config["experiments"][run.experiment]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -140,12 +135,10 @@ def train(config: dict, run: Run, data_files: dict, out_dir: Path, init_checkpoi
         state.load(load_checkpoint(init_checkpoint, map_location=state.task.device), with_pruner=False)
     total = exp["train"]["total_steps"]
     train_steps(state, exp["train"], total, ckpt, desc=f"{run.experiment} {run.model}-{run.size} "
-                f"s={run.sparsity} seed={run.seed}", stop_after=stop_after)
-    if state.step < total:
-        return False
+                f"s={run.sparsity} seed={run.seed}")
     if not state.is_main:
         state.task.dist.barrier()
-        return True
+        return
     masks = state.pruner.masks() if state.pruner else {}
     export_weights(state.model, masks, out_dir / "model.safetensors",
                    {"run": run.dir, "step": state.step})
@@ -162,7 +155,6 @@ def train(config: dict, run: Run, data_files: dict, out_dir: Path, init_checkpoi
     (out_dir / "train_summary.json").write_text(json.dumps(summary, indent=2))
     _remove_checkpoint(ckpt)
     state.task.dist.barrier()
-    return True
 
 
 def train_job(config: dict, run: Run, data_files: dict, out_dir: Path,
@@ -218,7 +210,7 @@ def evaluate(config: dict, run: Run, data_files: dict, weights: Path, train_summ
         "nnz": nnz.total,
         "params": nnz.dense_total,
         "model_sparsity": nnz.sparsity,
-        "pruned_tensors_sparsity": _pruned_sparsity(masks),
+        "pruned_tensors_sparsity": masks_sparsity(masks),
         "metrics": metrics,
         "train": json.loads(Path(train_summary).read_text()),
         "provenance": provenance(cfg, state.task.device, started),
@@ -230,12 +222,6 @@ def evaluate(config: dict, run: Run, data_files: dict, weights: Path, train_summ
         result["scoring"] = scoring
     Path(out_metrics).write_text(json.dumps(result, indent=2, default=str))
     return result
-
-
-def _pruned_sparsity(masks: dict) -> float:
-    if not masks:
-        return 0.0
-    return 1.0 - sum(int(m.sum()) for m in masks.values()) / sum(m.numel() for m in masks.values())
 
 
 def _write_csv(path: Path, rows: list[dict], fields: list[str]) -> None:

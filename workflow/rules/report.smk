@@ -1,5 +1,5 @@
 # Tables and figures of every experiment, and the per-run figures; all carry report captions.
-from gradprune.workflow import TABLE_KINDS, all_metrics, run_figure_dir
+from gradprune.workflow import TABLE_KINDS, all_metrics
 
 RUN_FIGURES = ("sparsity_schedule", "training_curves", "lr_sparsity")
 

@@ -54,11 +54,8 @@ def resolve_mirror(mirror: str | os.PathLike | None) -> str | None:
 
 
 def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def is_verified(path: str | Path, entry: Entry) -> bool:

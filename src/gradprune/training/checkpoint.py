@@ -9,13 +9,14 @@ arbitrary pickled code). Final model weights are exported as safetensors (see ``
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save
+
+from gradprune.data.fetch import sha256_file
 
 
 class CorruptCheckpointError(RuntimeError):
@@ -34,14 +35,6 @@ def _atomic_write_bytes(path: Path, write) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def save_checkpoint(state: dict, path: str | Path) -> None:

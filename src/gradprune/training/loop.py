@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from gradprune.counting import masks_sparsity
 from gradprune.pruning import GradualPruner
 from gradprune.training.checkpoint import load_checkpoint, save_checkpoint
 from gradprune.training.optim import lr_at, set_lr
@@ -150,7 +151,7 @@ def train_steps(
         bar.update(1)
         if state.step % log_every == 0 or state.step == end_step:
             target = pruner.schedule(step) if pruner is not None else 0.0
-            realized = _model_sparsity(pruner)
+            realized = masks_sparsity(pruner.masks()) if pruner is not None else 0.0
             mean_loss = logs.loss_sum / logs.loss_count
             logs.train.append(
                 {"step": step, "epoch": step / max(1, task.steps_per_epoch), "loss": mean_loss,
@@ -175,18 +176,6 @@ def train_steps(
         if interrupted:
             break
     bar.close()
-
-
-def _model_sparsity(pruner: GradualPruner | None) -> float:
-    """Sparsity over the pruned tensors (what the schedule targets)."""
-    if pruner is None:
-        return 0.0
-    masks = pruner.masks()
-    if not masks:
-        return 0.0
-    kept = sum(int(m.sum()) for m in masks.values())
-    numel = sum(m.numel() for m in masks.values())
-    return 1.0 - kept / numel
 
 
 def resume_if_possible(state: TrainState, checkpoint_path: Path) -> bool:
