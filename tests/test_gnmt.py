@@ -69,3 +69,46 @@ def test_pruner_masks_gnmt_weights():
     kept = sum(int(v.sum()) for v in masks.values())
     numel = sum(v.numel() for v in masks.values())
     assert kept / numel == pytest.approx(0.2, abs=0.01)
+
+
+def test_decoder_starts_from_the_encoder_final_states_as_gnmt_v2():
+    """TF NMT's gnmt_v2 passes the encoder's final states to the decoder (pass_hidden_state): the
+    backward direction of the bidirectional layer, then each unidirectional layer's, taken at
+    each sentence's own last token. Without it a small model learned a target-side LM only."""
+    torch.manual_seed(0)
+    m = gnmt(8, vocab_size=30, num_layers=3, dropout=0.0).eval()
+    src = torch.randint(4, 30, (2, 6))
+    lengths = torch.tensor([6, 3])
+    src[1, 3:] = 0
+    enc = m.encode(src, lengths)
+    state, attention = m.start(enc)
+    assert torch.equal(attention, torch.zeros(2, 8))
+    # Sentence 1 alone, unpadded: its states are the same (packed, so padding is never read).
+    alone = m.encode(src[1:, :3], lengths[1:])
+    for (h, c), (h1, c1) in zip(state, alone.state):
+        torch.testing.assert_close(h[1:], h1)
+        torch.testing.assert_close(c[1:], c1)
+    # Layer 0's state is the backward direction's: it has read the sentence down to its first token.
+    _, (h_n, _) = m.encoder.layers[0](m.encoder.embedding(src[1:, :3]))
+    torch.testing.assert_close(state[0][0][1:], h_n[1])
+    # So the first decoder output already depends on the source; with zeros it would not.
+    tgt = torch.full((2, 1), 2)
+    other = torch.randint(4, 30, (2, 6))
+    assert not torch.allclose(m(src, lengths, tgt), m(other, lengths, tgt))
+    m.pass_hidden_state = False
+    zero_state, _ = m.start(enc)
+    assert all(torch.equal(h, torch.zeros(2, 8)) for h, _ in zero_state)
+
+
+def test_forget_gate_bias_starts_at_one_as_tf_basic_lstm_cell():
+    torch.manual_seed(0)
+    m = gnmt(8, vocab_size=30, num_layers=2, forget_bias=1.0)
+    biases = {n: p for n, p in m.named_parameters() if "bias_ih" in n}
+    assert set(biases) == {"encoder.layers.0.bias_ih_l0", "encoder.layers.0.bias_ih_l0_reverse",
+                           "encoder.layers.1.bias_ih_l0", "decoder.cells.0.bias_ih",
+                           "decoder.cells.1.bias_ih"}
+    for name, b in biases.items():
+        forget, others = b[8:16], torch.cat([b[:8], b[16:]])
+        assert forget.min() >= 0.9 and forget.max() <= 1.1, name
+        assert others.abs().max() <= 0.1, name
+    assert torch.equal(m.decoder.attention.b, torch.zeros(8))

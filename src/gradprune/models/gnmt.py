@@ -11,8 +11,14 @@ Architecture (``num_layers`` encoder and decoder layers, ``units`` everywhere):
   every other cell (``use_new_attention=True``, i.e. gnmt_v2). Residual connections on the top
   ``num_layers - 2`` decoder cells (the attention half of their input is skipped, as in TF NMT's
   ``gnmt_residual_fn``). Output projection ``Linear(units, vocab, bias=False)`` of the top cell.
+- The decoder cells start from the encoder's final states (TF NMT ``pass_hidden_state=True``): the
+  backward direction's of the bidirectional layer, then each unidirectional layer's. Without this a
+  small model on a short run learned a target-side language model and ignored the source (training
+  loss equal with the real and with shuffled sources; measured on Multi30k, 128 units).
 - Dropout (``dropout``) on every cell's input, as TF NMT's ``DropoutWrapper(input_keep_prob)``.
-- Every parameter initialised uniformly in [-0.1, 0.1] (TF NMT ``init_op: uniform``).
+- Every parameter initialised uniformly in [-0.1, 0.1] (TF NMT ``init_op: uniform``), except the
+  attention's ``g`` (sqrt(1/units)) and ``b`` (0), as TF; the forget gates start with bias +1, as
+  TF's ``BasicLSTMCell(forget_bias=1.0)``.
 
 Source and target embeddings are separate matrices over one shared subword vocabulary.
 
@@ -32,13 +38,14 @@ dense (2,172,929 + 73,728 weights at 1024 units). NNZ of the 1024-unit model at 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-__all__ = ["GNMT", "PRUNE_INCLUDE", "BahdanauNormAttention", "gnmt"]
+__all__ = ["GNMT", "PRUNE_INCLUDE", "BahdanauNormAttention", "Encoded", "gnmt"]
 
 PRUNE_INCLUDE: tuple[str, ...] = (
     "encoder.embedding.weight",
@@ -93,18 +100,25 @@ class Encoder(nn.Module):
         self.drop = nn.Dropout(dropout)
         self.residual_from = residual_from
 
-    def forward(self, src: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """src (B, S) token ids, lengths (B,) -> encoder outputs (B, S, units), zero on padding."""
+    def forward(self, src: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, State]:
+        """src (B, S) token ids, lengths (B,) -> (outputs (B, S, units), zero on padding; final
+        states, one (h, c) per layer).
+
+        The final states are those TF NMT's GNMT encoder returns: the backward direction's of
+        the bidirectional layer, then each unidirectional layer's (at each sentence's last token).
+        """
         x = self.embedding(src)
         total = src.shape[1]
         lengths_cpu = lengths.cpu()
+        finals: State = []
         for i, layer in enumerate(self.layers):
             inp = self.drop(x)
             packed = pack_padded_sequence(inp, lengths_cpu, batch_first=True, enforce_sorted=False)
-            out, _ = layer(packed)
+            out, (h, c) = layer(packed)
             out, _ = pad_packed_sequence(out, batch_first=True, total_length=total)
+            finals.append((h[-1], c[-1]))  # bidirectional: index 1 is the backward direction
             x = out + x if i >= self.residual_from else out
-        return x
+        return x, finals
 
 
 class Decoder(nn.Module):
@@ -118,8 +132,12 @@ class Decoder(nn.Module):
         self.residual_from = residual_from
         self.units = units
 
-    def init_state(self, batch: int, like: torch.Tensor) -> tuple[State, torch.Tensor]:
-        zeros = like.new_zeros(batch, self.units)
+    def init_state(self, encoder_state: State, pass_hidden_state: bool) -> tuple[State, torch.Tensor]:
+        """Initial (cell states, attention): the encoder's final states (TF NMT
+        ``pass_hidden_state=True``, the gnmt_v2 default) or zeros; attention starts at zero."""
+        zeros = encoder_state[0][0].new_zeros(encoder_state[0][0].shape[0], self.units)
+        if pass_hidden_state:
+            return list(encoder_state), zeros
         return [(zeros, zeros) for _ in self.cells], zeros
 
     def step(self, emb, state: State, attention, keys, memory, mask):
@@ -135,44 +153,71 @@ class Decoder(nn.Module):
         return x, new_state, attention
 
 
+class Encoded(NamedTuple):
+    """What the decoder needs of a source batch (every tensor batch-first)."""
+
+    memory: torch.Tensor  # (B, S, units) encoder outputs
+    keys: torch.Tensor  # (B, S, units) the attention's memory layer of ``memory``
+    mask: torch.Tensor  # (B, S) True on source tokens
+    state: State  # the encoder's final (h, c) per layer
+
+    def repeat(self, k: int) -> Encoded:
+        """Each sentence repeated ``k`` times consecutively (for a beam of ``k``)."""
+        rep = lambda x: x.repeat_interleave(k, dim=0)
+        return Encoded(rep(self.memory), rep(self.keys), rep(self.mask),
+                       [(rep(h), rep(c)) for h, c in self.state])
+
+
 class GNMT(nn.Module):
     """Encoder-decoder; build with :func:`gnmt`. Batch-first token tensors."""
 
     def __init__(self, vocab_size: int, units: int = 1024, num_layers: int = 4,
-                 dropout: float = 0.2, init_scale: float = 0.1, pad_id: int = 0) -> None:
+                 dropout: float = 0.2, init_scale: float = 0.1, pad_id: int = 0,
+                 pass_hidden_state: bool = True, forget_bias: float = 1.0) -> None:
         super().__init__()
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         self.vocab_size, self.units, self.num_layers = vocab_size, units, num_layers
         self.pad_id = pad_id
+        self.pass_hidden_state = pass_hidden_state
         residual_from = 2  # the third layer on (TF NMT: num_layers - 2 residual layers)
         self.encoder = Encoder(vocab_size, units, num_layers, dropout, residual_from)
         self.decoder = Decoder(vocab_size, units, num_layers, dropout, residual_from)
-        self.init_scale = init_scale
+        self.init_scale, self.forget_bias = init_scale, forget_bias
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         for p in self.parameters():
             nn.init.uniform_(p, -self.init_scale, self.init_scale)
-        with torch.no_grad():  # TF initialises g to sqrt(1 / units)
-            self.decoder.attention.g.fill_(math.sqrt(1.0 / self.decoder.attention.units))
+        att = self.decoder.attention
+        with torch.no_grad():
+            att.g.fill_(math.sqrt(1.0 / att.units))  # TF: g starts at sqrt(1 / units), b at 0
+            att.b.zero_()
+            # TF's BasicLSTMCell adds forget_bias (1.0) to the forget gate; PyTorch has no such
+            # constant, so it starts in the input bias (gate order i, f, g, o) and stays trainable.
+            for name, p in self.named_parameters():
+                if ".bias_ih" in name or name.endswith("bias_ih"):
+                    p[self.units : 2 * self.units] += self.forget_bias
 
-    def encode(self, src: torch.Tensor, src_lengths: torch.Tensor):
-        """-> (memory, keys, mask) for the decoder."""
-        memory = self.encoder(src, src_lengths)
+    def encode(self, src: torch.Tensor, src_lengths: torch.Tensor) -> Encoded:
+        memory, state = self.encoder(src, src_lengths)
         keys = self.decoder.attention.keys(memory)
         mask = torch.arange(src.shape[1], device=src.device)[None, :] < src_lengths.to(src.device)[:, None]
-        return memory, keys, mask
+        return Encoded(memory, keys, mask, state)
+
+    def start(self, enc: Encoded) -> tuple[State, torch.Tensor]:
+        """The decoder's initial (cell states, attention) for an encoded batch."""
+        return self.decoder.init_state(enc.state, self.pass_hidden_state)
 
     def forward(self, src, src_lengths, tgt_in) -> torch.Tensor:
         """Teacher-forced logits (B, T, vocab) for decoder inputs ``tgt_in`` (B, T)."""
-        memory, keys, mask = self.encode(src, src_lengths)
+        enc = self.encode(src, src_lengths)
         dec = self.decoder
-        state, attention = dec.init_state(src.shape[0], memory)
+        state, attention = self.start(enc)
         emb = dec.embedding(tgt_in)
         outputs = []
         for t in range(tgt_in.shape[1]):
-            out, state, attention = dec.step(emb[:, t], state, attention, keys, memory, mask)
+            out, state, attention = dec.step(emb[:, t], state, attention, enc.keys, enc.memory, enc.mask)
             outputs.append(out)
         return dec.projection(torch.stack(outputs, dim=1))
 
@@ -184,6 +229,8 @@ class GNMT(nn.Module):
 
 
 def gnmt(size=1024, vocab_size: int = 36548, num_layers: int = 4, dropout: float = 0.2,
-         init_scale: float = 0.1, pad_id: int = 0) -> GNMT:
+         init_scale: float = 0.1, pad_id: int = 0, pass_hidden_state: bool = True,
+         forget_bias: float = 1.0) -> GNMT:
     """GNMT with ``size`` units per layer (the run path's size)."""
-    return GNMT(vocab_size, int(size), num_layers, dropout, init_scale, pad_id)
+    return GNMT(vocab_size, int(size), num_layers, dropout, init_scale, pad_id,
+                pass_hidden_state, forget_bias)

@@ -34,15 +34,16 @@ def _strip(tokens: list[int], eos: int) -> list[int]:
 @torch.no_grad()
 def greedy_decode(model, src, src_lengths, bos: int, eos: int, max_decode_len: int = 100) -> list[list[int]]:
     """Token ids (without EOS) of the argmax translation of each source sentence."""
-    memory, keys, mask = model.encode(src, src_lengths)
+    enc = model.encode(src, src_lengths)
     dec = model.decoder
     batch = src.shape[0]
-    state, attention = dec.init_state(batch, memory)
+    state, attention = model.start(enc)
     token = torch.full((batch,), bos, dtype=torch.long, device=src.device)
     finished = torch.zeros(batch, dtype=torch.bool, device=src.device)
     out = []
     for _ in range(decode_limit(src_lengths, max_decode_len)):
-        h, state, attention = dec.step(dec.embedding(token), state, attention, keys, memory, mask)
+        h, state, attention = dec.step(dec.embedding(token), state, attention, enc.keys, enc.memory,
+                                       enc.mask)
         token = dec.projection(h).argmax(dim=-1)
         token = token.masked_fill(finished, eos)
         out.append(token)
@@ -53,10 +54,6 @@ def greedy_decode(model, src, src_lengths, bos: int, eos: int, max_decode_len: i
     return [_strip(t, eos) for t in tokens]
 
 
-def _repeat(x: torch.Tensor, k: int) -> torch.Tensor:
-    """(B, ...) -> (B*K, ...), each row repeated K times consecutively."""
-    return x.repeat_interleave(k, dim=0)
-
 
 @torch.no_grad()
 def beam_search(model, src, src_lengths, bos: int, eos: int, beam_size: int = 10,
@@ -64,11 +61,10 @@ def beam_search(model, src, src_lengths, bos: int, eos: int, beam_size: int = 10
     """Token ids (without EOS) of the best hypothesis per source sentence."""
     if beam_size < 1:
         raise ValueError(f"beam_size must be >= 1, got {beam_size}")
-    memory, keys, mask = model.encode(src, src_lengths)
     dec = model.decoder
     batch, k, device = src.shape[0], beam_size, src.device
-    memory, keys, mask = _repeat(memory, k), _repeat(keys, k), _repeat(mask, k)
-    state, attention = dec.init_state(batch * k, memory)
+    enc = model.encode(src, src_lengths).repeat(k)
+    state, attention = model.start(enc)
     token = torch.full((batch * k,), bos, dtype=torch.long, device=device)
     # Cumulative log-probabilities; only beam 0 is live at the start (the others are copies).
     scores = torch.full((batch, k), float("-inf"), device=device)
@@ -79,7 +75,8 @@ def beam_search(model, src, src_lengths, bos: int, eos: int, beam_size: int = 10
     parents: list[torch.Tensor] = []  # beam index (B, K) each token extends
     offsets = (torch.arange(batch, device=device) * k).unsqueeze(1)
     for _ in range(decode_limit(src_lengths, max_decode_len)):
-        h, state, attention = dec.step(dec.embedding(token), state, attention, keys, memory, mask)
+        h, state, attention = dec.step(dec.embedding(token), state, attention, enc.keys, enc.memory,
+                                       enc.mask)
         logp = torch.log_softmax(dec.projection(h).float(), dim=-1).view(batch, k, -1)
         vocab = logp.shape[-1]
         # Finished hypotheses: EOS at no cost, nothing else.
