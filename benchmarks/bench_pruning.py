@@ -2,6 +2,7 @@
 
     python benchmarks/bench_pruning.py                 # defaults: about 1-2 minutes on 2 CPU cores
     python benchmarks/bench_pruning.py --rounds 20 --threads 4
+    python benchmarks/bench_pruning.py --device cuda --batch 128 --image-size 224   # a GPU
 
 Steps of the three variants are interleaved (A B C A B C ...) so that drift in the machine's load
 hits them alike; the table prints medians and the ratios to the dense step. The last table times one
@@ -45,13 +46,23 @@ def torch_pruned(model, targets, sparsity):
         torch_prune.l1_unstructured(module, name, amount=sparsity)
 
 
+def _to(batch, device):
+    return tuple(x.to(device) for x in batch) if isinstance(batch, tuple) else batch.to(device)
+
+
+def _sync(device) -> None:
+    """Wait for queued CUDA kernels, so a step's time is its own."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def time_steps(name, model_kwargs, make_batch, loss_fn, args, clip=None, label=""):
     """Interleaved per-step times (seconds) of dense / ours (re-masking every step) / ours with
     the optimizer attached (no re-mask) / torch.nn.utils.prune."""
     variants = {}
     for key in VARIANTS:
         torch.manual_seed(0)
-        model = build_model(name, **model_kwargs)
+        model = build_model(name, **model_kwargs).to(args.device)
         opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9 if args.momentum else 0.0)
         pruner = None
         if key == "ours":
@@ -61,7 +72,7 @@ def time_steps(name, model_kwargs, make_batch, loss_fn, args, clip=None, label="
         elif key == "torch.prune":
             torch_pruned(model, targets_of(model, name), args.sparsity)
         variants[key] = (model, opt, pruner)
-    batch = make_batch()
+    batch = _to(make_batch(), args.device)
     times = {k: [] for k in variants}
     step_index = 10**6  # far past the schedule's end: masks are only re-applied
 
@@ -74,6 +85,7 @@ def time_steps(name, model_kwargs, make_batch, loss_fn, args, clip=None, label="
         opt.step()
         if pruner is not None:
             pruner.step(step_index)
+        _sync(args.device)
         return time.perf_counter() - t0
 
     for r in range(args.warmup + args.rounds):
@@ -106,7 +118,8 @@ def bench_lstm(args):
 def bench_mobilenet(args):
     def make_batch():
         g = torch.Generator().manual_seed(0)
-        return torch.randn(32, 3, 64, 64, generator=g), torch.randint(10, (32,), generator=g)
+        n, size = args.batch, args.image_size
+        return torch.randn(n, 3, size, size, generator=g), torch.randint(10, (n,), generator=g)
 
     def loss_fn(model, data):
         return nn.functional.cross_entropy(model(data[0]), data[1])
@@ -120,7 +133,7 @@ def bench_mobilenet(args):
 def bench_update(args):
     """One full mask update of Zaremba-large (66M parameters, every weight, LSTM per layer)."""
     torch.manual_seed(0)
-    model = build_model("lstm_lm", size="large", vocab_size=10_000)
+    model = build_model("lstm_lm", size="large", vocab_size=10_000).to(args.device)
     n = sum(p.numel() for p in model.parameters())
     schedule = CubicSchedule(0.0, 0.9, begin_step=0, frequency=1, n_updates=args.updates)
     pruner = GradualPruner(model, schedule, include=prune_include("lstm_lm"))
@@ -129,8 +142,10 @@ def bench_update(args):
         with torch.no_grad():  # what an optimizer step does: move every weight a little
             for p in model.parameters():
                 p.add_(torch.randn_like(p), alpha=1e-3)
+        _sync(args.device)
         t0 = time.perf_counter()
         pruner.update_masks(step)
+        _sync(args.device)
         times.append(time.perf_counter() - t0)
     return n, times
 
@@ -146,6 +161,9 @@ def main(argv=None):
     ap.add_argument(
         "--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)"
     )
+    ap.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    ap.add_argument("--batch", type=int, default=32, help="MobileNet batch (default 32)")
+    ap.add_argument("--image-size", type=int, default=64, help="MobileNet input side (default 64)")
     ap.add_argument("--no-momentum", dest="momentum", action="store_false", help="plain SGD")
     ap.add_argument(
         "--only",
@@ -158,14 +176,15 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     parts = args.only or ["lstm", "mobilenet", "update"]
     print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, sparsity {args.sparsity}, "
+        f"torch {torch.__version__} on {args.device}, {torch.get_num_threads()} threads, sparsity {args.sparsity}, "
         f"{args.rounds} rounds after {args.warmup} warm-up"
     )
     rows = []
     if "lstm" in parts:
         rows.append(("Zaremba-medium LSTM LM (650, bs 20, bptt 35)", bench_lstm(args)))
     if "mobilenet" in parts:
-        rows.append(("MobileNetV1 (10 classes, 32x3x64x64)", bench_mobilenet(args)))
+        shape = f"{args.batch}x3x{args.image_size}x{args.image_size}"
+        rows.append((f"MobileNetV1 (10 classes, {shape})", bench_mobilenet(args)))
     if rows:
         print(f"\n{'model':46s}" + "".join(f"{k:>13s}" for k in VARIANTS)
               + "".join(f"{k + '/dense':>19s}" for k in VARIANTS[1:]))
