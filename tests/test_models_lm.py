@@ -62,16 +62,16 @@ def test_pruned_tensors_and_layer_groups():
     pruner = _pruner(model, 0.9)
     assert pruner.tensor_names == [
         "embedding.weight",
-        "rnn.weight_ih_l0",
-        "rnn.weight_hh_l0",
-        "rnn.weight_ih_l1",
-        "rnn.weight_hh_l1",
+        "rnn.0.weight_ih_l0",
+        "rnn.0.weight_hh_l0",
+        "rnn.1.weight_ih_l0",
+        "rnn.1.weight_hh_l0",
         "decoder.weight",
     ]
     assert [g.name for g in pruner.groups] == [
         "embedding.weight",
-        "rnn.l0",
-        "rnn.l1",
+        "rnn.0.l0",
+        "rnn.1.l0",
         "decoder.weight",
     ]
 
@@ -83,7 +83,7 @@ def test_presets_and_overrides():
         "large": (1500, 0.65, 0.04),
     }
     m = build_model("lstm_lm", size="medium", hidden=32, vocab_size=50, num_layers=3, dropout=0.1)
-    assert m.rnn.hidden_size == 32 and m.rnn.num_layers == 3 and m.rnn.dropout == 0.1
+    assert len(m.rnn) == 3 and all(layer.hidden_size == 32 for layer in m.rnn) and m.dropout == 0.1
     assert m.embedding.weight.shape == (50, 32) and m.decoder.weight.shape == (50, 32)
     assert m.init_scale == 0.05
     assert all(p.abs().max() <= 0.05 for p in m.parameters())
@@ -129,3 +129,22 @@ def test_pruned_state_dict_loads_into_fresh_model():
     tokens = torch.randint(0, 100, (5, 2))
     with torch.no_grad():
         torch.testing.assert_close(model(tokens)[0], fresh(tokens)[0])
+
+
+def test_layer_stack_computes_what_a_multilayer_nn_lstm_computes():
+    """One nn.LSTM per layer (so between-layer dropout is on the checkpointed generator, not
+    cuDNN's) is the same function as nn.LSTM(num_layers=3) with the same weights."""
+    torch.manual_seed(0)
+    model = build_model("lstm_lm", size="small", vocab_size=30, hidden=8, num_layers=3).eval()
+    ref = torch.nn.LSTM(8, 8, num_layers=3)
+    with torch.no_grad():
+        for k, layer in enumerate(model.rnn):
+            for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                getattr(ref, f"{name}_l{k}").copy_(getattr(layer, f"{name}_l0"))
+    tokens = torch.randint(30, (5, 2))
+    hidden = (torch.randn(3, 2, 8), torch.randn(3, 2, 8))
+    logits, (h, c) = model(tokens, hidden)
+    out, (h_ref, c_ref) = ref(model.embedding(tokens), hidden)
+    torch.testing.assert_close(logits, model.decoder(out))
+    torch.testing.assert_close(h, h_ref)
+    torch.testing.assert_close(c, c_ref)

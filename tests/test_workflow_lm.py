@@ -117,8 +117,8 @@ def test_metrics_have_finite_perplexities_and_consistent_nnz(workdir, size, spar
     assert m["pruned_tensors_sparsity"] == pytest.approx(sparsity, abs=1e-3)
     state, masks = import_weights(run / "model.safetensors")
     if sparsity:
-        assert set(masks) == {"embedding.weight", "decoder.weight", "rnn.weight_ih_l0",
-                              "rnn.weight_hh_l0", "rnn.weight_ih_l1", "rnn.weight_hh_l1"}
+        assert set(masks) == {"embedding.weight", "decoder.weight", "rnn.0.weight_ih_l0",
+                              "rnn.0.weight_hh_l0", "rnn.1.weight_ih_l0", "rnn.1.weight_hh_l0"}
         zeros = sum(int((state[k] == 0).sum()) for k in masks)
         assert zeros >= round(sparsity * prunable) - 1
         assert m["nnz"] == params - sum(int((~mk).sum()) for mk in masks.values())

@@ -1,7 +1,7 @@
 """Zaremba et al. (2014) LSTM language model (PTB), as pruned by Zhu & Gupta (2017).
 
-Embedding (vocab x hidden) -> dropout -> ``num_layers``-layer ``nn.LSTM`` (dropout between layers)
--> dropout -> softmax layer (``Linear(hidden, vocab)``, untied from the embedding). Every parameter
+Embedding (vocab x hidden) -> dropout -> ``num_layers`` single-layer ``nn.LSTM`` s, each followed by
+dropout -> softmax layer (``Linear(hidden, vocab)``, untied from the embedding). Every parameter
 is initialised uniformly in [-init_scale, init_scale], as in Zaremba's code. Tokens are
 sequence-first, ``(T, B)``, like pytorch/examples' word_language_model; logits are ``(T, B, vocab)``.
 
@@ -27,6 +27,12 @@ weights of a layer share one threshold. Large model NNZ at 80/85/90/95/97.5%:
 13,234,000 / 9,934,000 / 6,634,000 / 3,334,000 / 1,684,000 (paper 13.2/9.9/6.6/3.3/1.7M; all round
 to the paper's digits, the 95% row is 1.03% above 3.3M, 0.67% with a single bias). Medium at
 80/85/90/95%: 3,972,400 / 2,984,400 / 1,996,400 / 1,008,400 (paper 4.0/3.0/2.0/1.0M).
+
+Why one ``nn.LSTM`` per layer rather than ``nn.LSTM(num_layers=2, dropout=p)``: on a GPU the latter
+draws its between-layer dropout inside cuDNN, from a generator state PyTorch keeps apart from
+``torch.cuda.get_rng_state`` and cannot checkpoint, so a run resumed after preemption drew other
+masks than an uninterrupted one (measured on an H100). Here every dropout is an ``nn.Dropout`` on
+the checkpointed generator; the computation is the same, and each layer is still one cuDNN call.
 """
 
 from __future__ import annotations
@@ -44,7 +50,7 @@ PRESETS: dict[str, tuple[int, float, float]] = {
 }
 
 # fnmatch patterns on parameter names for ``GradualPruner(include=...)``.
-PRUNE_INCLUDE: tuple[str, ...] = ("embedding.weight", "rnn.weight_*", "decoder.weight")
+PRUNE_INCLUDE: tuple[str, ...] = ("embedding.weight", "rnn.*.weight_*", "decoder.weight")
 
 Hidden = tuple[torch.Tensor, torch.Tensor]
 
@@ -74,7 +80,8 @@ class LSTMLanguageModel(nn.Module):
         self.init_scale = init_scale
         self.embedding = nn.Embedding(vocab_size, hidden)
         self.drop = nn.Dropout(dropout)
-        self.rnn = nn.LSTM(hidden, hidden, num_layers, dropout=dropout if num_layers > 1 else 0.0)
+        self.dropout = dropout
+        self.rnn = nn.ModuleList(nn.LSTM(hidden, hidden) for _ in range(num_layers))
         self.decoder = nn.Linear(hidden, vocab_size)
         self.reset_parameters()
 
@@ -98,8 +105,14 @@ class LSTMLanguageModel(nn.Module):
         if hidden is None:
             hidden = self.init_hidden(tokens.size(1))
         x = self.drop(self.embedding(tokens))
-        out, hidden = self.rnn(x, hidden)
-        return self.decoder(self.drop(out)), hidden
+        h0, c0 = hidden
+        hs, cs = [], []
+        for k, layer in enumerate(self.rnn):
+            out, (h, c) = layer(x, (h0[k : k + 1], c0[k : k + 1]))
+            hs.append(h)
+            cs.append(c)
+            x = self.drop(out)  # between layers and before the softmax, as Zaremba
+        return self.decoder(x), (torch.cat(hs), torch.cat(cs))
 
 
 def lstm_lm(
