@@ -71,6 +71,17 @@ def test_paper_preset_dry_run_lists_every_row_quickly(tmp_path):
     assert elapsed < 120, f"dry run took {elapsed:.0f} s"
 
 
+def test_paper_preset_plans_the_wmt16_archives_as_downloads(tmp_path):
+    proc = snakemake(tmp_path, load_preset("paper"), "-n", "resources/prepared/wmt16/data.safetensors",
+                     timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout + proc.stderr
+    for archive in ("training-parallel-europarl-v7.tgz", "training-parallel-commoncrawl.tgz",
+                    "training-parallel-nc-v11.tgz", "wmt19-dev.tgz"):
+        assert f"resources/data/wmt16/{archive}" in out, archive
+    assert "resources/data/wmt14/newstest2014-deen-src.en.sgm" in out
+
+
 def test_config_error_stops_snakemake_before_any_job(tmp_path):
     config = load_preset("test")
     config["experiments"]["mobilenet-fmnist"]["family"] = "audio"

@@ -61,6 +61,7 @@ def test_registry_lists_datasets_files_and_archive_members():
         "ptb",
         "wikitext-2",
         "wmt14",
+        "wmt16",
     ]
     assert registry.files("ptb") == ["ptb.test.txt", "ptb.train.txt", "ptb.valid.txt"]
     e = registry.get("fashion-mnist", "train-images-idx3-ubyte.gz")

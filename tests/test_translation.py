@@ -87,17 +87,75 @@ def test_test_sets_and_raw_files():
         resolve_tests("multi30k", ["newstest2015"])
     files = {(f.dataset, f.file) for f in raw_files("multi30k", ["test_2016_flickr", "iwslt17"])}
     assert ("multi30k", "train.en.gz") in files and ("iwslt17", "en-de.tgz") in files
-    wmt = {f.file for f in raw_files("wmt16", ["newstest2015", "newstest2014"])}
-    assert {"europarl-v7.de-en.en", "commoncrawl.de-en.de", "news-commentary-v11.de-en.de",
-            "newstest2013-src.en.sgm", "newstest2015-ende-ref.de.sgm"} <= wmt
+    wmt = [f.file for f in raw_files("wmt16", ["newstest2015", "newstest2014"])]
+    assert wmt == ["training-parallel-europarl-v7.tgz", "training-parallel-commoncrawl.tgz",
+                   "training-parallel-nc-v11.tgz", "wmt19-dev.tgz",
+                   "newstest2014-deen-src.en.sgm", "newstest2014-deen-ref.de.sgm"]
 
 
-def test_unregistered_wmt16_file_fails_with_url_and_fix(tmp_path):
-    from gradprune.data.errors import FetchError
-    from gradprune.translation.workflow import fetch_unregistered
+def test_wmt16_files_are_the_published_archives_with_their_sha256():
+    """The paper preset's WMT16 data: the archives themselves are registry files (canonical URL,
+    size, sha256 as tensorflow_datasets and Hugging Face publish them), so they are downloaded
+    and verified like any other file, and a mirror holds them under the same names."""
+    from gradprune.data.registry import default_registry
 
-    out = tmp_path / "resources/data/wmt16/europarl-v7.de-en.en"
-    with pytest.raises(FetchError, match="no registry row") as err:
-        fetch_unregistered("wmt16", out.name, out, None, None, offline=True)
-    assert "http://www.statmt.org/europarl/v7/de-en.tgz" in str(err.value)
-    assert "registry.tsv" in str(err.value) and not out.exists()
+    reg = default_registry()
+    for f in raw_files("wmt16", ["newstest2015"]):
+        e = reg.get(f.dataset, f.file)
+        assert e.url.startswith("http://") and e.url.endswith(".tgz") and e.member is None
+        assert len(e.sha256) == 64 and e.bytes > 10_000_000
+    assert reg.get("wmt16", "wmt19-dev.tgz").url == "http://data.statmt.org/wmt19/translation-task/dev.tgz"
+
+
+def _wmt16_archives(root):
+    """Synthetic archives with the real member names (CommonCrawl-style control characters in a
+    line must not split it) and the real newstest sizes."""
+    from tests.fixtures.data_formats import sgm_text, tgz_bytes
+
+    from gradprune.data.parallel_text import NEWSTEST_SIZES, WMT16_CORPORA, WMT_DEV_ARCHIVE
+
+    root.mkdir(parents=True)
+    for corpus, (archive, member) in WMT16_CORPORA.items():
+        en = [f"{corpus} sentence {i}\x0b with a tab\u2028 inside" for i in range(5)]
+        de = [f"{corpus} Satz {i}" for i in range(5)]
+        (root / archive).write_bytes(tgz_bytes({
+            member.format(lang="en"): ("\n".join(en) + "\n").encode(),
+            member.format(lang="de"): ("\n".join(de) + "\n").encode(),
+            "README": b"other members are skipped"}))
+    n13, n15 = NEWSTEST_SIZES["newstest2013"], NEWSTEST_SIZES["newstest2015"]
+    docs_de = {"d1": [f"Nachricht {i} &amp; mehr" for i in range(n15)]}
+    docs_en = {"d1": [f"news {i} &amp; more" for i in range(n15)]}
+    (root / WMT_DEV_ARCHIVE).write_bytes(tgz_bytes({
+        "dev/newstest2013.en": "".join(f"line {i}\n" for i in range(n13)).encode(),
+        "dev/newstest2013.de": "".join(f"Zeile {i}\n" for i in range(n13)).encode(),
+        "dev/newstest2015-deen-src.de.sgm": sgm_text(docs_de, "newstest2015").encode(),
+        "dev/newstest2015-deen-ref.en.sgm": sgm_text(docs_en, "newstest2015").encode()}))
+
+
+def test_wmt16_pairs_are_read_inside_the_archives(tmp_path):
+    from gradprune.translation.data import load_eval, load_train
+
+    _wmt16_archives(tmp_path / "wmt16")
+    train = load_train(tmp_path, "wmt16", "en", "de")
+    assert len(train) == 15
+    assert train[0] == ("europarl-v7 sentence 0\x0b with a tab\u2028 inside", "europarl-v7 Satz 0")
+    assert train[-1] == ("news-commentary-v11 sentence 4\x0b with a tab\u2028 inside",
+                         "news-commentary-v11 Satz 4")
+    dev = load_eval(tmp_path, "wmt16", "newstest2013", "en", "de")
+    assert len(dev) == 3000 and dev[7] == ("line 7", "Zeile 7")
+    # en->de reads the de-en files the other way round; SGM entities are unescaped.
+    test = load_eval(tmp_path, "wmt16", "newstest2015", "en", "de")
+    assert len(test) == 2169 and test[3] == ("news 3 & more", "Nachricht 3 & mehr")
+    assert load_eval(tmp_path, "wmt16", "newstest2015", "de", "en")[3] == ("Nachricht 3 & mehr",
+                                                                           "news 3 & more")
+
+
+def test_wmt16_archive_without_the_member_names_it(tmp_path):
+    from tests.fixtures.data_formats import tgz_bytes
+
+    from gradprune.translation.data import load_train
+
+    _wmt16_archives(tmp_path / "wmt16")
+    (tmp_path / "wmt16" / "training-parallel-nc-v11.tgz").write_bytes(tgz_bytes({"x": b"y"}))
+    with pytest.raises(KeyError, match="news-commentary-v11.de-en.en.*registered archive"):
+        load_train(tmp_path, "wmt16", "en", "de")

@@ -1,30 +1,7 @@
 # Prepare rules of the translation family (Multi30k, WMT16): one shared sentencepiece BPE model
 # trained on both sides of the training data, encoded ids of every split, raw evaluation text.
-from gradprune.translation.workflow import fetch_unregistered, prepare_inputs, prepare_settings
+from gradprune.translation.workflow import prepare_inputs, prepare_settings
 from gradprune.workflow import PREPARED, RAW
-
-
-# WMT16 training/dev files have no registry rows yet (unknown sha256): this rule fetches them
-# checksum-verified once rows exist, and otherwise fails naming the canonical URL and the fix.
-ruleorder: download_wmt16 > download
-
-
-rule download_wmt16:
-    output:
-        f"{RAW}/wmt16/{{file}}",
-    log:
-        "logs/download/wmt16/{file}.log",
-    params:
-        mirror=config["data"]["mirror"],
-        offline=config["data"]["offline"],
-        registry=config["data"]["registry"],
-    localrule: True
-    resources:
-        mem_mb=500,
-        runtime=120,
-    run:
-        fetch_unregistered("wmt16", wildcards.file, output[0], params.registry, params.mirror,
-                           params.offline)
 
 
 rule prepare_translation:

@@ -70,6 +70,21 @@ def _extract_into(archive: Path, out: Path) -> None:
         raise ValueError(f"{archive}: unsupported archive type (expected .tgz/.tar.gz/.zip/.gz)")
 
 
+def read_tar_members(archive: str | Path, members: list[str]) -> dict[str, bytes]:
+    """The bytes of several regular-file members, in one pass over a (compressed) tar archive."""
+    wanted, found = set(members), {}
+    with tarfile.open(archive, mode="r|*") as tf:  # streaming: a .tgz is decompressed once
+        for info in tf:
+            if info.name in wanted and info.isfile():
+                found[info.name] = tf.extractfile(info).read()
+                if len(found) == len(wanted):
+                    break
+    missing = [m for m in members if m not in found]
+    if missing:
+        raise KeyError(f"{archive} has no member(s) {missing}; is it the registered archive?")
+    return found
+
+
 def read_tar_member(archive: str | Path, member: str) -> bytes:
     """The bytes of one regular-file member of a tar archive, read without extracting to disk."""
     with tarfile.open(archive) as tf:

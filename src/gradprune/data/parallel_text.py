@@ -1,4 +1,5 @@
-"""Parallel text for translation: Multi30k (task 1 raw), WMT14 newstest2014 (SGM), IWSLT17 (xml).
+"""Parallel text for translation: Multi30k (task 1 raw), WMT16 En-De (training corpora, newstest2013
+and newstest2015, read inside their registered archives), WMT14 newstest2014 (SGM), IWSLT17 (xml).
 
 Results are lists of (source, target) sentence pairs. WMT's SGM and IWSLT's xml are "fake SGML"
 (not reliably parseable as XML), so, like sacrebleu, segments are read line by line from
@@ -13,7 +14,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from gradprune.data.archives import read_tar_member
+from gradprune.data.archives import read_tar_member, read_tar_members
 from gradprune.data.errors import FormatError
 
 MULTI30K_SIZES = {
@@ -25,6 +26,21 @@ MULTI30K_SIZES = {
     "test_2018_flickr": 1_071,
 }
 NEWSTEST2014_SIZE = 3_003
+NEWSTEST_SIZES = {"newstest2013": 3_000, "newstest2015": 2_169}
+
+# WMT16 En-De as TF NMT's wmt16_en_de.sh assembles it, read from the archives as published (they
+# are the registry's files: their sha256 is known, that of the members is not). Member paths as
+# in tensorflow_datasets' wmt.py; the archives' sizes and sha256 in registry.tsv are those of
+# tensorflow_datasets' url_checksums/wmt16_translate.txt and of Hugging Face's wmt16
+# dataset_infos.json, which agree. newstest2013/2015 come from WMT19's dev.tgz, which holds every
+# earlier newstest and, unlike WMT16's dev.tgz/test.tgz, has a published sha256.
+WMT16_CORPORA: dict[str, tuple[str, str]] = {  # corpus -> (archive file, member with {lang})
+    "europarl-v7": ("training-parallel-europarl-v7.tgz", "training/europarl-v7.de-en.{lang}"),
+    "commoncrawl": ("training-parallel-commoncrawl.tgz", "commoncrawl.de-en.{lang}"),
+    "news-commentary-v11": ("training-parallel-nc-v11.tgz",
+                            "training-parallel-nc-v11/news-commentary-v11.de-en.{lang}"),
+}
+WMT_DEV_ARCHIVE = "wmt19-dev.tgz"
 IWSLT17_SIZES = {2016: 1_133, 2017: 1_138}
 
 _DOC = re.compile(r"<doc\b[^>]*\bdocid=\"([^\"]*)\"")
@@ -168,3 +184,56 @@ def load_iwslt17(
         sides.append((parse_segments(text, f"{path}:{member}"), f"{path}:{member}"))
     (s, s_name), (t, t_name) = sides
     return pair_segments(s, t, s_name, t_name, IWSLT17_SIZES[year] if check_size else None)
+
+
+def load_wmt16_train(root: str | Path, src: str = "en", tgt: str = "de") -> list[tuple[str, str]]:
+    """Europarl v7 + CommonCrawl + News Commentary v11 pairs, read from root/<archive>."""
+    _check_en_de(src, tgt)
+    pairs: list[tuple[str, str]] = []
+    for archive, member in WMT16_CORPORA.values():
+        path = Path(root) / archive
+        names = [member.format(lang=src), member.format(lang=tgt)]
+        data = read_tar_members(path, names)
+        sides = [_lines(data[n].decode("utf-8")) for n in names]
+        pairs += _pair(*sides, f"{path}:{names[0]}", f"{path}:{names[1]}", None)
+    return pairs
+
+
+def load_wmt_newstest(root: str | Path, name: str, src: str = "en", tgt: str = "de",
+                      check_size: bool = True) -> list[tuple[str, str]]:
+    """newstest2013 (plain text) or newstest2015 (SGM) pairs from root/wmt19-dev.tgz.
+
+    newstest2015 is one set of 2,169 sentences for both directions; the archive names its files
+    by the de-en direction (src.de, ref.en), so en->de reads ref.en as source and src.de as
+    reference, as tensorflow_datasets does.
+    """
+    _check_en_de(src, tgt)
+    path = Path(root) / WMT_DEV_ARCHIVE
+    if name == "newstest2013":
+        names = [f"dev/newstest2013.{src}", f"dev/newstest2013.{tgt}"]
+        data = read_tar_members(path, names)
+        sides = [_lines(data[n].decode("utf-8")) for n in names]
+        return _pair(*sides, f"{path}:{names[0]}", f"{path}:{names[1]}",
+                     NEWSTEST_SIZES[name] if check_size else None)
+    if name == "newstest2015":
+        files = {"de": "dev/newstest2015-deen-src.de.sgm", "en": "dev/newstest2015-deen-ref.en.sgm"}
+        names = [files[src], files[tgt]]
+        data = read_tar_members(path, names)
+        s, t = (parse_segments(data[n].decode("utf-8"), f"{path}:{n}") for n in names)
+        return pair_segments(s, t, f"{path}:{names[0]}", f"{path}:{names[1]}",
+                             NEWSTEST_SIZES[name] if check_size else None)
+    raise ValueError(f"unknown WMT test set {name!r}; known: {', '.join(NEWSTEST_SIZES)}")
+
+
+def _lines(text: str) -> list[str]:
+    # split("\n"), not splitlines(): CommonCrawl has \x0b, \x1c and U+2028 inside lines, and
+    # splitting on them would misalign the two sides.
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line.strip() for line in lines]
+
+
+def _check_en_de(src: str, tgt: str) -> None:
+    if {src, tgt} != {"en", "de"}:
+        raise ValueError(f"WMT16 here is En<->De only, got {src}-{tgt}")

@@ -27,12 +27,13 @@ import torch
 
 from gradprune.data.parallel_text import (
     MULTI30K_SIZES,
+    WMT16_CORPORA,
+    WMT_DEV_ARCHIVE,
     load_iwslt17,
     load_multi30k,
     load_newstest2014,
-    pair_segments,
-    read_lines,
-    read_segments,
+    load_wmt16_train,
+    load_wmt_newstest,
 )
 
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
@@ -41,26 +42,6 @@ MULTI30K_TESTS = tuple(s for s in MULTI30K_SIZES if s.startswith("test_"))
 EXTRA_TESTS = ("iwslt17", "newstest2014")
 WMT16_TESTS = ("newstest2014", "newstest2015")
 DEFAULT_TESTS = {"multi30k": ["test_2016_flickr"], "wmt16": ["newstest2015", "newstest2014"]}
-
-# WMT16 En-De as prepared by TF NMT's wmt16_en_de.sh: file -> (archive URL, member). These files
-# have no registry rows (their sizes and sha256 are not known here), so the workflow refuses to
-# download them until rows with real checksums are added (registry.tsv or data.registry).
-_EP = "http://www.statmt.org/europarl/v7/de-en.tgz"
-_CC = "http://www.statmt.org/wmt13/training-parallel-commoncrawl.tgz"
-_NC = "http://data.statmt.org/wmt16/translation-task/training-parallel-nc-v11.tgz"
-_DEV = "http://data.statmt.org/wmt16/translation-task/dev.tgz"
-WMT16_TRAIN = ("europarl-v7.de-en", "commoncrawl.de-en", "news-commentary-v11.de-en")
-WMT16_FILES: dict[str, tuple[str, str]] = {
-    **{f"europarl-v7.de-en.{lang}": (_EP, f"europarl-v7.de-en.{lang}") for lang in ("de", "en")},
-    **{f"commoncrawl.de-en.{lang}": (_CC, f"commoncrawl.de-en.{lang}") for lang in ("de", "en")},
-    **{f"news-commentary-v11.de-en.{lang}": (_NC, f"training-parallel-nc-v11/news-commentary-v11.de-en.{lang}")
-       for lang in ("de", "en")},
-    **{f"newstest2013-{side}.{lang}.sgm": (_DEV, f"dev/newstest2013-{side}.{lang}.sgm")
-       for side in ("src", "ref") for lang in ("de", "en")},
-    **{f"newstest2015-{pair}-{side}.{lang}.sgm": (_DEV, f"dev/newstest2015-{pair}-{side}.{lang}.sgm")
-       for pair, side, lang in (("ende", "src", "en"), ("ende", "ref", "de"),
-                                ("deen", "src", "de"), ("deen", "ref", "en"))},
-}
 
 
 def settings(experiment: dict) -> dict:
@@ -105,19 +86,6 @@ def resolve_tests(dataset: str, test_sets: list[str] | None) -> list[str]:
     return tests
 
 
-def _wmt_pair(src: str, tgt: str) -> str:
-    return f"{src}{tgt}"
-
-
-def _sgm_pair(test: str, src: str, tgt: str) -> tuple[str, str]:
-    if test == "newstest2013":
-        return f"newstest2013-src.{src}.sgm", f"newstest2013-ref.{tgt}.sgm"
-    if test == "newstest2015":
-        p = _wmt_pair(src, tgt)
-        return f"newstest2015-{p}-src.{src}.sgm", f"newstest2015-{p}-ref.{tgt}.sgm"
-    raise ValueError(test)
-
-
 def raw_files(dataset: str, test_sets: list[str], src: str = "en", tgt: str = "de") -> list[RawFile]:
     """Every raw file ``prepare`` reads, in a stable order."""
     if {src, tgt} != {"en", "de"}:
@@ -127,10 +95,8 @@ def raw_files(dataset: str, test_sets: list[str], src: str = "en", tgt: str = "d
         for split in ["train", "val"] + [t for t in test_sets if t in MULTI30K_TESTS]:
             files += [RawFile("multi30k", f"{split}.{lang}.gz") for lang in (src, tgt)]
     elif dataset == "wmt16":
-        files += [RawFile("wmt16", f"{corpus}.{lang}") for corpus in WMT16_TRAIN for lang in (src, tgt)]
-        files += [RawFile("wmt16", f) for f in _sgm_pair("newstest2013", src, tgt)]
-        if "newstest2015" in test_sets:
-            files += [RawFile("wmt16", f) for f in _sgm_pair("newstest2015", src, tgt)]
+        files += [RawFile("wmt16", archive) for archive, _ in WMT16_CORPORA.values()]
+        files.append(RawFile("wmt16", WMT_DEV_ARCHIVE))  # newstest2013 (valid) and newstest2015
     else:
         raise ValueError(f"unknown translation dataset {dataset!r}; known: {', '.join(DATASETS)}")
     if "newstest2014" in test_sets:
@@ -147,14 +113,7 @@ def raw_files(dataset: str, test_sets: list[str], src: str = "en", tgt: str = "d
 def load_train(raw_root: Path, dataset: str, src: str, tgt: str) -> list[tuple[str, str]]:
     if dataset == "multi30k":
         return load_multi30k(raw_root / "multi30k", "train", src, tgt)
-    pairs: list[tuple[str, str]] = []
-    for corpus in WMT16_TRAIN:
-        s = read_lines(raw_root / "wmt16" / f"{corpus}.{src}")
-        t = read_lines(raw_root / "wmt16" / f"{corpus}.{tgt}")
-        if len(s) != len(t):
-            raise ValueError(f"{corpus}: {len(s)} {src} lines but {len(t)} {tgt} lines")
-        pairs += [(a.strip(), b.strip()) for a, b in zip(s, t)]
-    return pairs
+    return load_wmt16_train(raw_root / "wmt16", src, tgt)
 
 
 def load_eval(raw_root: Path, dataset: str, name: str, src: str, tgt: str) -> list[tuple[str, str]]:
@@ -166,8 +125,7 @@ def load_eval(raw_root: Path, dataset: str, name: str, src: str, tgt: str) -> li
     if name == "newstest2014":
         return load_newstest2014(raw_root / "wmt14", src, tgt)
     if name in ("newstest2013", "newstest2015"):
-        s_file, t_file = (raw_root / "wmt16" / f for f in _sgm_pair(name, src, tgt))
-        return pair_segments(read_segments(s_file), read_segments(t_file), str(s_file), str(t_file))
+        return load_wmt_newstest(raw_root / "wmt16", name, src, tgt)
     raise ValueError(f"unknown evaluation set {name!r}")
 
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from gradprune.translation.data import DATASETS, WMT16_FILES, raw_files, resolve_tests, settings
+from gradprune.translation.data import DATASETS, raw_files, resolve_tests, settings
 
 RAW = "resources/data"
 # settings that decide the prepared files; experiments sharing a dataset must agree on them
@@ -44,29 +42,5 @@ def prepare_inputs(config: dict, dataset: str) -> list[str]:
             for f in raw_files(dataset, s["test_sets"], s["source_lang"], s["target_lang"])]
 
 
-def fetch_unregistered(dataset: str, file: str, out: str | Path, registry_path, mirror, offline) -> None:
-    """Fetch a raw file of a dataset that may lack registry rows (WMT16): registry rows are used
-    when present (checksum verified as always); without them, a clear error, never an unverified
-    download."""
-    from gradprune.data.errors import FetchError, UnknownDataError
-    from gradprune.data.fetch import fetch
-    from gradprune.data.registry import Registry, default_registry
-
-    registry = Registry.from_tsv(registry_path) if registry_path else default_registry()
-    try:
-        registry.get(dataset, file)
-    except UnknownDataError:
-        url, member = WMT16_FILES.get(file, ("?", "?"))
-        raise FetchError(
-            f"{dataset}/{file} has no registry row: its size and sha256 are not known to this "
-            f"project, so it is not downloaded unverified.\n"
-            f"  canonical source: {url} (member {member})\n"
-            f"  fix: add a row 'dataset file bytes sha256 url member' for it to "
-            f"src/gradprune/data/registry.tsv or to a TSV named by data.registry, or put a "
-            f"checked copy at {out}"
-        ) from None
-    fetch(dataset, file, Path(out).parent, mirror=mirror, offline=offline, registry=registry)
-
-
-__all__ = ["DATASETS", "fetch_unregistered", "prepare_inputs", "prepare_settings",
+__all__ = ["DATASETS", "prepare_inputs", "prepare_settings",
            "translation_experiments"]
