@@ -71,29 +71,26 @@ def _extract_into(archive: Path, out: Path) -> None:
 
 
 def read_tar_members(archive: str | Path, members: list[str]) -> dict[str, bytes]:
-    """The bytes of several regular-file members, in one pass over a (compressed) tar archive."""
-    wanted, found = set(members), {}
-    with tarfile.open(archive, mode="r|*") as tf:  # streaming: a .tgz is decompressed once
+    """The bytes of regular-file members of a (compressed) tar archive, read in one streaming pass
+    (a .tgz is decompressed once) without extracting anything to disk."""
+    wanted, found, seen = set(members), {}, []
+    with tarfile.open(archive, mode="r|*") as tf:
         for info in tf:
-            if info.name in wanted and info.isfile():
+            if not info.isfile():
+                continue
+            seen.append(info.name)
+            if info.name in wanted:
                 found[info.name] = tf.extractfile(info).read()
                 if len(found) == len(wanted):
                     break
     missing = [m for m in members if m not in found]
     if missing:
-        raise KeyError(f"{archive} has no member(s) {missing}; is it the registered archive?")
+        shown = ", ".join(seen[:20]) + (" ..." if len(seen) > 20 else "")
+        raise KeyError(f"{archive} has no member(s) {missing}; is it the registered archive? "
+                       f"It holds: {shown}")
     return found
 
 
 def read_tar_member(archive: str | Path, member: str) -> bytes:
-    """The bytes of one regular-file member of a tar archive, read without extracting to disk."""
-    with tarfile.open(archive) as tf:
-        try:
-            info = tf.getmember(member)
-        except KeyError:
-            names = [m.name for m in tf.getmembers() if m.isfile()]
-            raise KeyError(f"{archive} has no member {member!r}; it holds: {names}") from None
-        f = tf.extractfile(info)
-        if f is None:
-            raise KeyError(f"{archive}: member {member!r} is not a regular file")
-        return f.read()
+    """The bytes of one regular-file member of a tar archive (see :func:`read_tar_members`)."""
+    return read_tar_members(archive, [member])[member]

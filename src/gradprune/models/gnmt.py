@@ -196,7 +196,7 @@ class GNMT(nn.Module):
             # TF's BasicLSTMCell adds forget_bias (1.0) to the forget gate; PyTorch has no such
             # constant, so it starts in the input bias (gate order i, f, g, o) and stays trainable.
             for name, p in self.named_parameters():
-                if ".bias_ih" in name or name.endswith("bias_ih"):
+                if ".bias_ih" in name:
                     p[self.units : 2 * self.units] += self.forget_bias
 
     def encode(self, src: torch.Tensor, src_lengths: torch.Tensor) -> Encoded:
