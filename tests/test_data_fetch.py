@@ -55,6 +55,7 @@ def listing(folder: Path) -> list[str]:
 
 def test_registry_lists_datasets_files_and_archive_members():
     assert registry.datasets() == [
+        "cifar-10",
         "fashion-mnist",
         "iwslt17",
         "multi30k",

@@ -14,6 +14,7 @@ PREPARED = "resources/prepared"
 # prepare rule (workflow/rules/data*.smk) writes these files; the task gets them by name.
 PREPARED_FILES: dict[str, dict[str, str]] = {
     "fashion-mnist": {"prepared": "data.safetensors"},
+    "cifar-10": {"prepared": "data.safetensors"},
     # ImageNet is not downloaded: the prepare step checks data.imagenet and indexes it.
     "imagenet": {"prepared": "index.json"},
     # sentencepiece model, encoded ids of every split, raw eval text (gradprune.translation.data)

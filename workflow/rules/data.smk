@@ -26,7 +26,7 @@ rule download:
 
 rule prepare_fashion_mnist:
     input:
-        raw_files(config, "fashion-mnist"),
+        lambda wc: raw_files(config, "fashion-mnist"),  # a function: read only when needed
     output:
         f"{PREPARED}/fashion-mnist/data.safetensors",
     log:
@@ -41,6 +41,25 @@ rule prepare_fashion_mnist:
         "../../envs/data.yaml"
     script:
         "../../scripts/prepare_fashion_mnist.py"
+
+
+rule prepare_cifar10:
+    input:
+        lambda wc: raw_files(config, "cifar-10"),
+    output:
+        f"{PREPARED}/cifar-10/data.safetensors",
+    log:
+        "logs/prepare/cifar-10.log",
+    benchmark:
+        "logs/benchmarks/prepare/cifar-10.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../../scripts/prepare_cifar10.py"
 
 
 rule check_imagenet:

@@ -1,7 +1,7 @@
 """Data layer shared by the vision, language-model and translation families.
 
 registry (what exists, checksums) -> fetch (mirror/URL, verified, atomic) -> readers (pure,
-no network): fashion_mnist, lm_corpus, parallel_text; archives holds safe extraction.
+no network): fashion_mnist, cifar10, lm_corpus, parallel_text; archives holds safe extraction.
 """
 
 from gradprune.data.archives import extract, read_tar_member

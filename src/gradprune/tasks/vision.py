@@ -37,6 +37,18 @@ def prepare_fashion_mnist(raw_dir, out_path) -> None:
     save_file(tensors, str(out_path))
 
 
+def prepare_cifar10(raw_dir, out_path) -> None:
+    """Read the binary batches inside the archive into one safetensors file (uint8, int64)."""
+    from gradprune.data.cifar10 import load_cifar10
+
+    tensors = {}
+    for split in ("train", "test"):
+        images, labels = load_cifar10(raw_dir, split, check_size=False)  # sha256-verified archive
+        tensors[f"{split}_images"] = images.contiguous()
+        tensors[f"{split}_labels"] = labels.contiguous()
+    save_file(tensors, str(out_path))
+
+
 class VisionTask(Task):
     metric_names = ("top1", "top5")
     curve_metric = "top1"

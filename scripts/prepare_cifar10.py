@@ -1,0 +1,10 @@
+"""Snakemake entry point: read the CIFAR-10 binary batches into one tensor file."""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
+from gradprune.tasks.vision import prepare_cifar10
+from gradprune.workflow import logged_to
+
+with logged_to(snakemake.log[0]):  # noqa: F821
+    prepare_cifar10(Path(snakemake.input[0]).parent, snakemake.output[0])  # noqa: F821
