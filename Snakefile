@@ -1,12 +1,10 @@
 # gradprune: Zhu & Gupta (2017), "To prune, or not to prune", reproduced end to end.
 # `snakemake --cores all` builds every table and figure of the configured preset (config.yaml is
-# `mini`; `--configfile presets/paper.yaml` for the paper's scale). See README.md.
+# `mini`; `--configfile presets/paper.yaml` for the paper's scale: a preset given on the command
+# line is the whole config, see workflow/rules/common.smk). See README.md.
 from snakemake.utils import min_version
 
 min_version("9.0")
-
-
-configfile: "config.yaml"
 
 
 include: "workflow/rules/common.smk"

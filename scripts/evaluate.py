@@ -4,12 +4,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
 from gradprune import runner
-from gradprune.workflow import logged_to, run_from_wildcards
+from gradprune.config import Run
+from gradprune.workflow import logged_to
 
 sm = snakemake  # noqa: F821
 with logged_to(sm.log[0]):
-    config = sm.params.config
-    run = run_from_wildcards(sm.wildcards, sm.params.role)
-    runner.configure_torch(sm.threads, config["deterministic"])
-    runner.evaluate(config, run, dict(sm.input), Path(sm.input.weights), Path(sm.input.summary),
-                    Path(sm.output.metrics))
+    run, settings = Run.from_dict(sm.params.run), sm.params.settings
+    runner.configure_torch(sm.threads, settings["deterministic"])
+    # The preset's name and sources are recorded, not params: renaming a preset retrains nothing.
+    preset = {"preset": sm.config["preset"], "sources": sm.config.get("sources", [])}
+    runner.evaluate(settings, run, dict(sm.input), Path(sm.input.weights), Path(sm.input.summary),
+                    Path(sm.output.metrics), preset)

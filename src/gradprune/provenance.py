@@ -56,11 +56,16 @@ def device_description(device) -> str:
     return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
-def provenance(config: dict, device, started: str) -> dict:
+def provenance(config: dict, device, started: str, preset: dict | None = None) -> dict:
+    """``config``: what determines the run (hashed); ``preset``: the preset's name and the files
+    and overrides the workflow's config was composed from (recorded beside it, not hashed)."""
     commit, dirty = git_commit()
+    preset = preset or {}
     return {
         "config_hash": config_hash(config),
         "config": config,
+        "preset": preset.get("preset"),
+        "sources": preset.get("sources", []),
         "commit": commit,
         "dirty": dirty,
         "versions": versions(),

@@ -50,19 +50,14 @@ def configure_torch(threads: int, deterministic: bool) -> None:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
 
-def run_config(config: dict, run: Run) -> dict:
-    """The part of the config that determines this run (its hash goes into provenance)."""
-    exp = config["experiments"][run.experiment]
-    cfg = {
-        "preset": config["preset"],
-        "experiment": run.experiment,
-        "run": {"model": run.model, "size": run.size, "sparsity": run.sparsity, "seed": run.seed,
-                "role": run.role},
-        "deterministic": config.get("deterministic", True),
-        **exp,
-    }
-    # The schedule this run followed, in full (reports redraw it).
-    cfg["pruning"] = {**exp["pruning"], **schedule_for(exp, float(run.sparsity)).to_dict()}
+def run_config(settings: dict, run: Run) -> dict:
+    """What determines this run: its identity and settings (the hash goes into provenance and
+    every checkpoint), with the pruning schedule it followed in full (reports redraw it)."""
+    exp = settings["experiment"]
+    cfg = {"experiment": run.experiment, "run": run.to_dict(), "device": settings["device"],
+           "deterministic": settings["deterministic"], **exp}
+    if "pruning" in exp and float(run.sparsity) > 0.0:
+        cfg["pruning"] = {**exp["pruning"], **schedule_for(exp, float(run.sparsity)).to_dict()}
     return cfg
 
 
@@ -87,9 +82,9 @@ def make_pruner(exp: dict, model, sparsity: float, optimizer=None) -> GradualPru
     )
 
 
-def _new_state(config: dict, run: Run, data_files: dict, with_pruner: bool) -> TrainState:
-    exp = config["experiments"][run.experiment]
-    ctx, device = init_from_env(resolve_device(config.get("device", "auto")))
+def _new_state(settings: dict, run: Run, data_files: dict, with_pruner: bool) -> TrainState:
+    exp = settings["experiment"]
+    ctx, device = init_from_env(resolve_device(settings["device"]))
     task = build_task(exp, data_files, device, run.seed)
     if ctx.enabled and not task.supports_sharding:
         raise NotImplementedError(
@@ -108,11 +103,11 @@ def _new_state(config: dict, run: Run, data_files: dict, with_pruner: bool) -> T
     return TrainState(model, optimizer, pruner, task, forward_model=forward)
 
 
-def pretrain(config: dict, run: Run, data_files: dict, out_checkpoint: Path, work_dir: Path) -> None:
+def pretrain(settings: dict, run: Run, data_files: dict, out_checkpoint: Path, work_dir: Path) -> None:
     """Dense training of the large model up to the first pruning step t0."""
-    exp = config["experiments"][run.experiment]
+    exp = settings["experiment"]
     t0 = exp["pruning"]["begin_step"]
-    state = _new_state(config, run, data_files, with_pruner=False)
+    state = _new_state(settings, run, data_files, with_pruner=False)
     ckpt = Path(work_dir) / "checkpoint.pt"
     resume_if_possible(state, ckpt)
     train_steps(state, exp["train"], t0, ckpt, desc=f"{run.experiment} dense to t0={t0}")
@@ -122,13 +117,13 @@ def pretrain(config: dict, run: Run, data_files: dict, out_checkpoint: Path, wor
     state.task.dist.barrier()
 
 
-def train(config: dict, run: Run, data_files: dict, out_dir: Path, init_checkpoint: Path | None) -> None:
+def train(settings: dict, run: Run, data_files: dict, out_dir: Path, init_checkpoint: Path | None) -> None:
     """Continue (or start) a run to ``total_steps`` and export its weights and logs."""
-    exp = config["experiments"][run.experiment]
+    exp = settings["experiment"]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = now()
-    state = _new_state(config, run, data_files, with_pruner=True)
+    state = _new_state(settings, run, data_files, with_pruner=True)
     ckpt = out_dir / "checkpoint.pt"
     if not resume_if_possible(state, ckpt) and init_checkpoint is not None:
         # The dense state at t0: same weights, optimizer state, RNG and logs for every sparsity.
@@ -157,46 +152,44 @@ def train(config: dict, run: Run, data_files: dict, out_dir: Path, init_checkpoi
     state.task.dist.barrier()
 
 
-def train_job(config: dict, run: Run, data_files: dict, out_dir: Path,
-              init_checkpoint: Path | None, threads: int) -> None:
-    """What the train rule runs: one process, or torchrun when the experiment asks for GPUs > 1."""
-    from gradprune.workflow import experiment_resources
-
-    gpus = experiment_resources(config["experiments"][run.experiment])["gpu"]
+def train_job(settings: dict, run: Run, data_files: dict, out_dir: Path,
+              init_checkpoint: Path | None, threads: int, gpus: int) -> None:
+    """What the train rule runs: one process, or torchrun when the job has more than one GPU."""
     if gpus > 1:
-        train_distributed(config, run, data_files, out_dir, init_checkpoint, gpus, threads)
+        train_distributed(settings, run, data_files, out_dir, init_checkpoint, gpus, threads)
     else:
-        train(config, run, data_files, out_dir, init_checkpoint)
+        train(settings, run, data_files, out_dir, init_checkpoint)
 
 
-def train_distributed(config: dict, run: Run, data_files: dict, out_dir: Path,
+def train_distributed(settings: dict, run: Run, data_files: dict, out_dir: Path,
                       init_checkpoint: Path | None, nproc: int, threads: int = 1) -> None:
-    """``train`` on ``nproc`` processes (one per GPU; gloo on CPU) launched with torchrun."""
-    import yaml
-
+    """``train`` on ``nproc`` processes (one per GPU; gloo on CPU) launched with torchrun: the
+    job (run, settings, files) is handed to the workers as one JSON file
+    (:mod:`gradprune.training.worker`)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    cfg_path = out_dir / "job_config.yaml"
-    cfg_path.write_text(yaml.safe_dump(config, sort_keys=False))
-    args = ["train", "--job-config", str(cfg_path), "--role", run.role, "--run-dir", str(out_dir),
-            "--threads", str(threads)]
-    args += [a for name, path in data_files.items() if name != "init_checkpoint"
-             for a in ("--data", f"{name}={path}")]
-    if init_checkpoint is not None:
-        args += ["--init", str(init_checkpoint)]
-    launch(nproc, args)
+    job = {"run": run.to_dict(), "settings": settings, "threads": threads,
+           "data_files": {k: str(v) for k, v in data_files.items() if k != "init_checkpoint"},
+           "out_dir": str(out_dir), "init_checkpoint": str(init_checkpoint) if init_checkpoint else None}
+    job_path = out_dir / "distributed_job.json"
+    job_path.write_text(json.dumps(job, indent=2))
+    launch(nproc, job_path)
 
 
-def evaluate(config: dict, run: Run, data_files: dict, weights: Path, train_summary: Path,
-             out_metrics: Path) -> dict:
-    exp = config["experiments"][run.experiment]
+def evaluate(settings: dict, run: Run, data_files: dict, weights: Path, train_summary: Path,
+             out_metrics: Path, preset: dict | None = None) -> dict:
+    """Score the exported weights on the test split and write metrics.json with provenance.
+
+    ``preset``: ``{"preset": name, "sources": [...]}`` of the config the workflow ran (recorded,
+    not part of the run's identity)."""
+    exp = settings["experiment"]
     started = now()
-    state = _new_state(config, run, data_files, with_pruner=False)
+    state = _new_state(settings, run, data_files, with_pruner=False)
     weights_state, masks = import_weights(weights)
     state.model.load_state_dict(weights_state)
     metrics = state.task.evaluate(state.model, split="test")
     nnz = count_nnz(state.model, masks)
-    cfg = run_config(config, run)
+    cfg = run_config(settings, run)
     result = {
         "experiment": run.experiment,
         "family": exp["family"],
@@ -207,13 +200,14 @@ def evaluate(config: dict, run: Run, data_files: dict, weights: Path, train_summ
         "role": run.role,
         "target_sparsity": float(run.sparsity),
         "seed": run.seed,
+        "in_preset": run.in_preset,
         "nnz": nnz.total,
         "params": nnz.dense_total,
         "model_sparsity": nnz.sparsity,
         "pruned_tensors_sparsity": masks_sparsity(masks),
         "metrics": metrics,
         "train": json.loads(Path(train_summary).read_text()),
-        "provenance": provenance(cfg, state.task.device, started),
+        "provenance": provenance(cfg, state.task.device, started, preset),
     }
     result["train"]["total_steps"] = exp["train"]["total_steps"]
     # How the metrics were computed (translation: sacrebleu signatures, decoding, extra test sets).

@@ -5,10 +5,8 @@ Kept here (not in the .smk files) so that the rules stay declarative and this lo
 
 from __future__ import annotations
 
-from gradprune.config import RESULTS, plan_runs
-
-RAW = "resources/data"
-PREPARED = "resources/prepared"
+from gradprune.config import plan_runs
+from gradprune.layout import FIGURES, PREPARED, RAW, TABLES
 
 # dataset -> {input name the task reads: file under resources/prepared/<dataset>/}. Each family's
 # prepare rule (workflow/rules/data*.smk) writes these files; the task gets them by name.
@@ -49,12 +47,6 @@ def data_inputs(experiment: dict) -> dict[str, str]:
     return {name: f"{PREPARED}/{dataset}/{file}" for name, file in PREPARED_FILES[dataset].items()}
 
 
-def experiment_resources(experiment: dict) -> dict:
-    res = {"threads": 2, "mem_mb": 4000, "runtime": 120, "gpu": 0}
-    res.update(experiment.get("resources", {}))
-    return res
-
-
 # Table files per experiment written by gradprune.reporting.write_tables: results, the comparison
 # (with the paper's numbers when the preset asks), the headline pairing.
 TABLE_KINDS = ("", "_comparison", "_headline")
@@ -62,16 +54,12 @@ TABLE_KINDS = ("", "_comparison", "_headline")
 
 def report_targets(config: dict) -> list[str]:
     """Tables and figures of every experiment the preset declares, and each run's figures."""
-    out = [f"{RESULTS}/tables/headline.csv"]
+    out = [f"{TABLES}/headline.csv"]
     for name in config["experiments"]:
-        out += [f"{RESULTS}/tables/{name}{kind}.csv" for kind in TABLE_KINDS]
-        out += [f"{RESULTS}/figures/{name}_metric_vs_nnz.png"]
-    out += [f"{run_figure_dir(run)}/training_curves.png" for run in plan_runs(config)]
+        out += [f"{TABLES}/{name}{kind}.csv" for kind in TABLE_KINDS]
+        out += [f"{FIGURES}/{name}_metric_vs_nnz.png"]
+    out += [f"{run.figure_dir}/training_curves.png" for run in plan_runs(config)]
     return out
-
-
-def run_figure_dir(run) -> str:
-    return f"{RESULTS}/figures/{run.experiment}/{run.model}-{run.size}/sparsity-{run.sparsity}/seed-{run.seed}"
 
 
 def all_metrics(config: dict) -> list[str]:
@@ -105,32 +93,17 @@ class logged_to:
         return False
 
 
-# Keys of an experiment that list its runs rather than describe how one run trains.
-_RUN_LISTS = ("small_dense", "extra_models")
+def imagenet_problem(config: dict) -> str | None:
+    """Why the ImageNet experiments of ``config`` cannot run yet (``data.imagenet`` unset), or None.
 
-
-def job_config(config: dict, experiment: str) -> dict:
-    """The config a training job needs: only its experiment, without the lists of other runs.
-
-    Snakemake reruns a job when its params change; passing the whole config would retrain every
-    model when a user adds one sparsity or another experiment to the preset.
+    ImageNet cannot be downloaded; the workflow refuses to start jobs that need it until the folder
+    is set (its layout is then checked by the check_imagenet job before any training).
     """
-    exp = {k: v for k, v in config["experiments"][experiment].items() if k not in _RUN_LISTS}
-    exp["large"] = {"size": exp["large"]["size"]}
-    top = {k: v for k, v in config.items() if k not in ("experiments", "seeds")}
-    return {**top, "experiments": {experiment: exp}}
-
-
-def run_from_wildcards(wildcards, role: str):
-    """The Run a job's wildcards name (the workflow checked it belongs to the preset)."""
-    from gradprune.config import Run
-
-    return Run(wildcards.experiment, wildcards.model, wildcards.size, wildcards.sparsity,
-               int(wildcards.seed), role)
-
-
-def pretrain_run(wildcards):
-    """The dense large model a pretrain job trains (shared by all sparsities of that model)."""
-    from gradprune.config import Run
-
-    return Run(wildcards.experiment, wildcards.model, wildcards.size, "0.0", int(wildcards.seed), "dense")
+    names = [n for n, e in config["experiments"].items() if e["dataset"] == "imagenet"]
+    if not names or config["data"]["imagenet"]:
+        return None
+    return (
+        f"data.imagenet is not set but experiments {', '.join(names)} train on ImageNet, which "
+        "cannot be downloaded: give the folder holding ILSVRC2012 train/ and val/ class folders, "
+        "e.g. --config data='{imagenet: /data/ILSVRC2012}'"
+    )

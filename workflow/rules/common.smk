@@ -1,4 +1,4 @@
-# Config validation and the small input functions every rule uses. No rules here.
+# The config (composed, validated once) and the small input functions every rule uses. No rules.
 import sys
 from pathlib import Path
 
@@ -7,51 +7,101 @@ from snakemake.utils import validate
 # The package lives in src/; scripts find it the same way (envs need not install it).
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from gradprune.config import find_run, plan_runs, pretrain_dir, validate_config  # noqa: E402
-from gradprune.workflow import (  # noqa: E402
-    data_inputs,
+from gradprune.config import (  # noqa: E402
+    ConfigError,
+    compose_config,
+    experiment_of,
     experiment_resources,
-    job_config,
-    report_targets,
+    plan_runs,
+    resolve_run,
+    run_settings,
+    validate_config,
 )
+from gradprune.layout import WILDCARDS  # noqa: E402
+from gradprune.workflow import data_inputs, imagenet_problem, report_targets  # noqa: E402
 
 
+def refuse(err):
+    """Stop before any job starts with one line (no traceback): a config or target problem."""
+    sys.exit(f"gradprune: {err}")
+
+
+# A preset given with --configfile is the whole config (not merged into config.yaml); files
+# without a `preset:` key are overlays; nested --config values are read as YAML.
+try:
+    _composed = compose_config(
+        workflow.overwrite_configfiles,
+        dict(workflow.config_settings.config),
+        [Path("config.yaml"), Path(workflow.basedir) / "config.yaml"],
+    )
+except ConfigError as err:
+    refuse(err)
+config.clear()
+config.update(_composed)
+try:
+    # Rules a schema cannot say (family/dataset/model/sizes agree, recipes, schedules).
+    config.update(validate_config(config))
+except ConfigError as err:
+    refuse(err)
 validate(config, schema="../schemas/config.schema.yaml")
-# Rules a schema cannot state (pruning must end before training does, ImageNet path set, ...).
-config.update(validate_config(config))
 
 RUNS = plan_runs(config)
 
 
 wildcard_constraints:
-    experiment=r"[a-z0-9][a-z0-9-]*",
-    model=r"[a-z0-9_]+",
-    size=r"[0-9A-Za-z.]+",
-    sparsity=r"[0-9]+\.[0-9]+",
-    seed=r"[0-9]+",
+    **WILDCARDS,
+
+
+onstart:
+    # A dry run still plans ImageNet rows without the data; a real run refuses before any job.
+    problem = imagenet_problem(config)
+    if problem and any(j.rule.name == "check_imagenet" for j in workflow.dag.needrun_jobs()):
+        refuse(problem)
 
 
 def the_run(wildcards):
-    return find_run(
-        config,
-        wildcards.experiment,
-        wildcards.model,
-        wildcards.size,
-        wildcards.sparsity,
-        int(wildcards.seed),
-    )
+    """The run a job's folder names (a listed run, or a sparsity/seed the preset lacks)."""
+    try:
+        return resolve_run(
+            config,
+            wildcards.experiment,
+            wildcards.model,
+            wildcards.size,
+            wildcards.sparsity,
+            wildcards.seed,
+        )
+    except ConfigError as err:
+        refuse(err)
+
+
+def pretrain_run(wildcards):
+    """The dense run of a prunable size, whose training up to t0 the pretrain job does."""
+    try:
+        return resolve_run(
+            config,
+            wildcards.experiment,
+            wildcards.model,
+            wildcards.size,
+            "0.0",
+            wildcards.seed,
+        )
+    except ConfigError as err:
+        refuse(err)
 
 
 def exp_of(wildcards):
-    return config["experiments"][wildcards.experiment]
+    try:
+        return experiment_of(config, wildcards.experiment)
+    except ConfigError as err:
+        refuse(err)
 
 
 def train_inputs(wildcards):
     run = the_run(wildcards)
-    exp = exp_of(wildcards)
-    inputs = data_inputs(exp)
-    if run.continues_from_dense and exp["pruning"]["from_dense_checkpoint"]:
-        inputs["init_checkpoint"] = f"{pretrain_dir(run)}/checkpoint_t0.pt"
+    inputs = data_inputs(exp_of(wildcards))
+    settings = run_settings(config, run)["experiment"]
+    if run.continues_from_dense and settings["pruning"]["from_dense_checkpoint"]:
+        inputs["init_checkpoint"] = f"{run.pretrain_dir}/checkpoint_t0.pt"
     return inputs
 
 
@@ -60,7 +110,7 @@ def pretrain_inputs(wildcards):
 
 
 def resource(key):
-    return lambda wildcards: experiment_resources(exp_of(wildcards))[key]
+    return lambda wc: experiment_resources(config, wc.experiment, wc.size)[key]
 
 
 def all_targets():

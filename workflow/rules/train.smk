@@ -1,6 +1,7 @@
 # Dense training to t0, gradual pruning (or dense / small-dense training) to the end, evaluation.
-RUN_DIR = "results/{experiment}/{model}-{size}/sparsity-{sparsity}/seed-{seed}"
-PRETRAIN_DIR = "results/{experiment}/{model}-{size}/pretrain/seed-{seed}"
+# Each job gets its Run (what it is) and its settings (how it trains: gradprune.config.run_settings),
+# so Snakemake reruns a run exactly when its own settings change.
+from gradprune.layout import PRETRAIN_DIR, RUN_DIR
 
 
 rule pretrain:
@@ -14,8 +15,8 @@ rule pretrain:
     benchmark:
         f"{PRETRAIN_DIR}/benchmark.tsv"
     params:
-        config=lambda wc: job_config(config, wc.experiment),
-        run_dir=lambda wc: PRETRAIN_DIR.format(**wc),
+        run=lambda wc: pretrain_run(wc).to_dict(),
+        settings=lambda wc: run_settings(config, pretrain_run(wc)),
     threads: resource("threads")
     resources:
         mem_mb=resource("mem_mb"),
@@ -41,8 +42,8 @@ rule train:
     benchmark:
         f"{RUN_DIR}/benchmark_train.tsv"
     params:
-        config=lambda wc: job_config(config, wc.experiment),
-        role=lambda wc: the_run(wc).role,
+        run=lambda wc: the_run(wc).to_dict(),
+        settings=lambda wc: run_settings(config, the_run(wc)),
     threads: resource("threads")
     resources:
         mem_mb=resource("mem_mb"),
@@ -72,8 +73,8 @@ rule evaluate:
     benchmark:
         f"{RUN_DIR}/benchmark_evaluate.tsv"
     params:
-        config=lambda wc: job_config(config, wc.experiment),
-        role=lambda wc: the_run(wc).role,
+        run=lambda wc: the_run(wc).to_dict(),
+        settings=lambda wc: run_settings(config, the_run(wc)),
     threads: resource("threads")
     resources:
         mem_mb=resource("mem_mb"),

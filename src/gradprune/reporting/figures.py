@@ -136,8 +136,9 @@ def plot_metric_vs_nnz(runs: pd.DataFrame, experiment: str, metric: str | None =
 
 # --------------------------------------------------------------------------- schedule
 def schedule_from_params(params: dict | None) -> CubicSchedule | None:
-    """A :class:`CubicSchedule` from ``provenance.config.pruning``; None for dense runs."""
-    if not params:
+    """A :class:`CubicSchedule` from ``provenance.config.pruning``; None for dense runs (whose
+    settings carry no mask schedule)."""
+    if not params or float(params.get("final_sparsity", 0.0)) <= 0:
         return None
     keys = ("initial_sparsity", "final_sparsity", "begin_step", "frequency", "n_updates")
     kw = {k: params[k] for k in keys}

@@ -61,8 +61,9 @@ def init_from_env(device: torch.device) -> tuple[DistContext, torch.device]:
     return DistContext(rank, world, local), device
 
 
-def launch(nproc: int, cli_args: list[str], env: dict | None = None) -> None:
-    """Run ``python -m gradprune.cli <cli_args>`` on ``nproc`` local processes with torchrun."""
+def launch(nproc: int, job_path, env: dict | None = None) -> None:
+    """Train the job described in ``job_path`` on ``nproc`` local processes with torchrun
+    (each runs :mod:`gradprune.training.worker`)."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-           f"--nproc-per-node={nproc}", "-m", "gradprune.cli", *cli_args]
+           f"--nproc-per-node={nproc}", "-m", "gradprune.training.worker", str(job_path)]
     subprocess.run(cmd, check=True, env={**os.environ, **(env or {})})
