@@ -7,8 +7,12 @@ from gradprune.data.fetch import fetch
 from gradprune.data.registry import Registry
 from gradprune.workflow import logged_to
 
-with logged_to(snakemake.log[0]):  # noqa: F821
-    out = Path(snakemake.output[0])  # noqa: F821
-    fetch(snakemake.wildcards.dataset, snakemake.wildcards.file, out.parent,  # noqa: F821
-          mirror=snakemake.params.mirror, offline=snakemake.params.offline,  # noqa: F821
-          registry=Registry.from_tsv(snakemake.params.registry) if snakemake.params.registry else None)  # noqa: F821
+sm = snakemake  # noqa: F821
+with logged_to(sm.log[0]):
+    out = Path(sm.output[0])
+    # Where a file comes from (mirror, offline) is read from the config, not a param: the sha256
+    # fixes its content, so changing the mirror must not redownload (and retrain) anything.
+    data = sm.config["data"]
+    fetch(sm.wildcards.dataset, sm.wildcards.file, out.parent, mirror=data["mirror"],
+          offline=data["offline"],
+          registry=Registry.from_tsv(sm.params.registry) if sm.params.registry else None)

@@ -26,3 +26,34 @@ def http_server():
     yield start
     for s in servers:
         s.stop()
+
+
+@pytest.fixture(scope="session")
+def finished_test_run(tmp_path_factory):
+    """A copy of the repository root where the `test` preset ran to the end, as a user runs it:
+    ``snakemake --cores 2 --configfile presets/test.yaml test-data.yaml``, the overlay pointing
+    the download registry at synthetic Fashion-MNIST served on loopback.
+
+    Yields ``(repo, preset_args, server)``; tests that change files of the copy restore them.
+    """
+    import yaml
+    from tests.fixtures.data_formats import registry_for, write_fashion_mnist
+    from tests.workflow_helpers import repo_copy, run_snakemake, write_registry
+
+    tmp = tmp_path_factory.mktemp("finished-test-run")
+    files_dir = tmp / "fixture-files"
+    write_fashion_mnist(files_dir, n_train=160, n_test=48)
+    files = {p.name: p.read_bytes() for p in files_dir.iterdir()}
+    server = LoopbackServer().start()
+    try:
+        server.files = {f"/fmnist/{name}": content for name, content in files.items()}
+        repo = repo_copy(tmp / "repo")
+        tsv = write_registry(repo / "test-registry.tsv",
+                             registry_for("fashion-mnist", files, f"{server.url}/fmnist").entries("fashion-mnist"))
+        (repo / "test-data.yaml").write_text(yaml.safe_dump({"data": {"registry": str(tsv), "mirror": None}}))
+        preset_args = ("--configfile", "presets/test.yaml", "test-data.yaml")
+        proc = run_snakemake(repo, "--cores", "2", *preset_args)
+        assert proc.returncode == 0, proc.stderr[-5000:]
+        yield repo, preset_args, server
+    finally:
+        server.stop()

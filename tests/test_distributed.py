@@ -98,7 +98,7 @@ def test_runner_under_torchrun_trains_a_vision_run(tmp_path):
     from tests.workflow_helpers import ROOT, load_preset
 
     from gradprune import runner
-    from gradprune.config import find_run, validate_config
+    from gradprune.config import resolve_run, run_settings, validate_config
     from gradprune.tasks.vision import prepare_fashion_mnist
 
     write_fashion_mnist(tmp_path / "raw", n_train=96, n_test=16)
@@ -106,10 +106,11 @@ def test_runner_under_torchrun_trains_a_vision_run(tmp_path):
     config = validate_config(load_preset("test"))
     config["experiments"]["mobilenet-fmnist"]["train"].update(total_steps=8, batch_size=16)
     config["experiments"]["mobilenet-fmnist"]["pruning"].update(begin_step=2, frequency=2, n_updates=2)
-    run = find_run(config, "mobilenet-fmnist", "mobilenet_v1", "0.25", "0.5", 0)
+    run = resolve_run(config, "mobilenet-fmnist", "mobilenet_v1", "1.0", "0.5", 0)
     os.chdir(tmp_path)
     os.environ["PYTHONPATH"] = str(ROOT / "src")
-    runner.train_distributed(config, run, {"prepared": str(tmp_path / "data.safetensors")},
+    runner.train_distributed(run_settings(config, run), run,
+                             {"prepared": str(tmp_path / "data.safetensors")},
                              tmp_path / run.dir, None, nproc=2)
     summary = json.loads((tmp_path / run.dir / "train_summary.json").read_text())
     assert summary["processes"] == 2 and summary["steps"] == 8

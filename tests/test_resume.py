@@ -20,7 +20,7 @@ from gradprune.config import validate_config
 from gradprune.tasks.vision import prepare_fashion_mnist
 from gradprune.training.checkpoint import CorruptCheckpointError, load_checkpoint, save_checkpoint
 
-RUN = "results/mobilenet-fmnist/mobilenet_v1-0.25/sparsity-0.75/seed-0"
+RUN = "results/mobilenet-fmnist/mobilenet_v1-1.0/sparsity-0.75/seed-0"
 
 
 @pytest.fixture(scope="module")

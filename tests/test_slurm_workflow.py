@@ -40,10 +40,10 @@ PROFILE = ROOT / "profiles" / "slurm"
 # profile waits 10 s), a failing job fails the run at once (the profile retries once).
 FAST = ("--slurm-init-seconds-before-status-checks", "1", "--retries", "0")
 RUN_ID = re.compile(r"SLURM run ID: (\S+)")
-# the runs of the test preset: mobilenet_v1-0.25 at three sparsities and small-dense 0.125
+# the runs of the test preset: mobilenet_v1-1.0 at three sparsities and small-dense 0.25
 METRICS = tuple(
     f"results/mobilenet-fmnist/mobilenet_v1-{size}/sparsity-{s}/seed-0/metrics.json"
-    for size, s in (("0.25", "0.0"), ("0.25", "0.5"), ("0.25", "0.75"), ("0.125", "0.0"))
+    for size, s in (("1.0", "0.0"), ("1.0", "0.5"), ("1.0", "0.75"), ("0.25", "0.0"))
 )
 
 
@@ -291,7 +291,7 @@ def test_test_preset_through_slurm_profile_equals_local_run(slurm_env, fmnist_re
         p.relative_to(tmp_path / "slurm")
         for p in (tmp_path / "slurm/results").rglob("metrics.json")
     )
-    assert len(metrics) == 4, metrics  # 0.25 at sparsities 0, 0.5, 0.75 + small dense 0.125
+    assert len(metrics) == 4, metrics  # 1.0 at sparsities 0, 0.5, 0.75 + small dense 0.25
     rows = _sacct_final(run_id, start, expect=2 * len(metrics))
     assert rows and {r["state"] for r in rows} == {"COMPLETED"}, rows
     rules = [_rule(r) for r in rows]

@@ -11,14 +11,14 @@ import torch
 from safetensors.torch import load_file
 from tests.fixtures.data_formats import registry_for, write_fashion_mnist
 from tests.fixtures.http_server import LoopbackServer
-from tests.workflow_helpers import load_preset, mtimes, snakemake, write_registry
+from tests.workflow_helpers import load_preset, mtimes, run_snakemake, snakemake, write_registry
 
 from gradprune.data.registry import Entry
 
 pytestmark = pytest.mark.slow
 
 EXP = "mobilenet-fmnist"
-RUN = "results/mobilenet-fmnist/mobilenet_v1-0.25/sparsity-{s}/seed-0"
+RUN = "results/mobilenet-fmnist/mobilenet_v1-1.0/sparsity-{s}/seed-0"
 
 
 def _synthetic_dataset(tmp_path):
@@ -34,21 +34,9 @@ def _config(registry_tsv, mirror=None, offline=False):
 
 
 @pytest.fixture(scope="module")
-def pipeline(tmp_path_factory):
-    """One full run of the test preset; the canonical server stands in for the publishers."""
-    tmp = tmp_path_factory.mktemp("pipeline")
-    files = _synthetic_dataset(tmp)
-    server = LoopbackServer().start()
-    try:
-        server.files = {f"/fmnist/{name}": content for name, content in files.items()}
-        registry = registry_for("fashion-mnist", files, f"{server.url}/fmnist")
-        tsv = write_registry(tmp / "registry.tsv", registry.entries("fashion-mnist"))
-        work = tmp / "work"
-        proc = snakemake(work, _config(tsv))
-        assert proc.returncode == 0, proc.stderr[-5000:]
-        yield work, tsv, server
-    finally:
-        server.stop()
+def pipeline(finished_test_run):
+    """The test preset run to the end from a copy of the repository root (tests/conftest.py)."""
+    return finished_test_run
 
 
 def _metrics(work, s):
@@ -61,7 +49,7 @@ def test_every_table_and_figure_is_built(pipeline):
         assert (work / "results/tables" / name).stat().st_size > 0
     for name in (f"{EXP}_metric_vs_nnz.png", f"{EXP}_metric_vs_nnz.pdf"):
         assert (work / "results/figures" / name).stat().st_size > 0
-    figs = work / "results/figures" / EXP / "mobilenet_v1-0.25/sparsity-0.5/seed-0"
+    figs = work / "results/figures" / EXP / "mobilenet_v1-1.0/sparsity-0.5/seed-0"
     assert {p.name for p in figs.iterdir()} >= {"sparsity_schedule.png", "training_curves.png", "lr_sparsity.png"}
     table = (work / "results/tables" / f"{EXP}.csv").read_text()
     assert table.count("\n") >= 5  # header + 4 runs
@@ -87,7 +75,7 @@ def test_metrics_carry_results_nnz_and_provenance(pipeline):
 def test_fair_comparison_same_steps_and_shared_dense_phase(pipeline):
     work, _, _ = pipeline
     small = json.loads(
-        (work / "results/mobilenet-fmnist/mobilenet_v1-0.125/sparsity-0.0/seed-0/metrics.json").read_text()
+        (work / "results/mobilenet-fmnist/mobilenet_v1-0.25/sparsity-0.0/seed-0/metrics.json").read_text()
     )
     runs = [_metrics(work, s) for s in ("0.0", "0.5", "0.75")] + [small]
     assert {m["train"]["steps"] for m in runs} == {12}
@@ -111,12 +99,12 @@ def test_pruned_weights_are_zero_and_masks_shipped(pipeline):
 
 
 def test_rebuilding_one_target_touches_nothing_else(pipeline):
-    work, tsv, server = pipeline
+    work, preset_args, server = pipeline
     target = work / RUN.format(s="0.5")
     shutil.rmtree(target)
     before = mtimes(work / "results")
     requests_before = sum(server.requests.values())
-    proc = snakemake(work, _config(tsv), f"{RUN.format(s='0.5')}/metrics.json")
+    proc = run_snakemake(work, "--cores", "2", f"{RUN.format(s='0.5')}/metrics.json", *preset_args)
     assert proc.returncode == 0, proc.stderr[-3000:]
     after = mtimes(work / "results")
     changed = {p for p in after if before.get(p) != after[p]}
@@ -177,25 +165,10 @@ def test_offline_without_mirror_names_missing_files_and_the_fix(tmp_path):
 def test_html_report_bundles_tables_figures_and_provenance(pipeline):
     import zipfile
 
-    work, tsv, _ = pipeline
-    proc = snakemake(work, _config(tsv), "--report", str(work / "report.zip"))
+    work, preset_args, _ = pipeline
+    proc = run_snakemake(work, "--report", "report.zip", *preset_args)
     assert proc.returncode == 0, proc.stderr[-3000:]
     names = zipfile.ZipFile(work / "report.zip").namelist()
     assert any(n.endswith("metrics.json") for n in names)
     assert any(n.endswith(f"{EXP}_metric_vs_nnz.png") for n in names)
     assert any(n.endswith("headline.csv") for n in names)
-
-
-def test_adding_a_sparsity_plans_only_the_new_run(pipeline):
-    """Jobs get only their own experiment's settings as params, so growing the preset does not
-    retrain what exists (Snakemake reruns a job whose params changed)."""
-    import re
-
-    work, tsv, _ = pipeline
-    config = _config(tsv)
-    config["experiments"][EXP]["large"]["sparsities"].append(0.9)
-    proc = snakemake(work, config, "-n", "--quiet", "rules")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", proc.stdout + proc.stderr, re.MULTILINE))
-    assert counts.get("train") == "1" and counts.get("evaluate") == "1", counts
-    assert "pretrain" not in counts

@@ -1,10 +1,15 @@
-"""Running the real Snakefile on a preset in a temporary working directory."""
+"""Running the real Snakefile: from a copy of the repository root with the command a user types
+(:func:`repo_copy`, :func:`run_snakemake`), or on a config built in Python in a temporary working
+directory (:func:`snakemake`, for tests of one mechanism)."""
 
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import yaml
@@ -40,3 +45,38 @@ def snakemake(workdir: Path, config: dict, *args: str, timeout: int = 600, env: 
 
 def mtimes(root: Path) -> dict[str, int]:
     return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
+
+
+def repo_copy(dest: Path) -> Path:
+    """A copy of the files a checkout holds (tracked, and untracked ones git does not ignore)."""
+    names = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                           cwd=ROOT, capture_output=True, check=True).stdout.decode().split("\0")
+    for name in filter(None, names):
+        src = ROOT / name
+        if src.is_file():  # a file deleted in the work tree is still listed until committed
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / name)
+    return dest
+
+
+def run_snakemake(repo: Path, *args: str, timeout: int = 900, env: dict | None = None):
+    """``snakemake <args>`` run in the repository root ``repo``, as the README runs it."""
+    run_env = {k: v for k, v in os.environ.items() if k != "GRADPRUNE_DATA_MIRROR"}
+    run_env.update(env or {})
+    return subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=repo,
+                          capture_output=True, text=True, timeout=timeout, env=run_env, check=False)
+
+
+def planned_jobs(proc) -> Counter:
+    """Jobs per rule of a ``snakemake -n`` run (its job-count table); empty when nothing to do."""
+    text = proc.stdout + proc.stderr
+    table = text.split("job ", 1)[1] if "\njob " in text or text.startswith("job ") else ""
+    return Counter({rule: int(n) for rule, n in re.findall(r"^(\w+)\s+(\d+)$", table, re.MULTILINE)
+                    if rule != "total"})
+
+
+def planned_runs(proc) -> set[str]:
+    """The run folders (results/<exp>/<model>-<size>/sparsity-<s>/seed-<n>) a dry run trains."""
+    text = proc.stdout + proc.stderr
+    return set(re.findall(r"output: (results/[^/]+/[^/]+/sparsity-[^/]+/seed-\d+)/model\.safetensors",
+                          text))

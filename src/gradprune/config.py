@@ -456,3 +456,9 @@ def resolve_run(config: dict, experiment: str, model: str, size: str, sparsity: 
         raise ConfigError(f"{where}: {model}-{size} is a small-dense model of {experiment} (trained "
                           f"dense only); the sizes it prunes: {', '.join(prunable_sizes(exp))}")
     return Run(experiment, model, size, sparsity, seed, role, in_preset=False)
+
+
+def write_config(config: dict, path: str | Path) -> None:
+    """The composed config as YAML, keys in the preset's order (``results/config.yaml``)."""
+    header = "# The config this workflow ran with, as composed from `sources` and validated.\n"
+    Path(path).write_text(header + yaml.safe_dump(config, sort_keys=False))

@@ -6,7 +6,7 @@ Kept here (not in the .smk files) so that the rules stay declarative and this lo
 from __future__ import annotations
 
 from gradprune.config import plan_runs
-from gradprune.layout import FIGURES, PREPARED, RAW, TABLES
+from gradprune.layout import FIGURES, PREPARED, RAW, RESULTS, TABLES
 
 # dataset -> {input name the task reads: file under resources/prepared/<dataset>/}. Each family's
 # prepare rule (workflow/rules/data*.smk) writes these files; the task gets them by name.
@@ -54,7 +54,7 @@ TABLE_KINDS = ("", "_comparison", "_headline")
 
 def report_targets(config: dict) -> list[str]:
     """Tables and figures of every experiment the preset declares, and each run's figures."""
-    out = [f"{TABLES}/headline.csv"]
+    out = [f"{TABLES}/headline.csv", f"{RESULTS}/config.yaml"]
     for name in config["experiments"]:
         out += [f"{TABLES}/{name}{kind}.csv" for kind in TABLE_KINDS]
         out += [f"{FIGURES}/{name}_metric_vs_nnz.png"]

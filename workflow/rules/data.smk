@@ -10,8 +10,8 @@ rule download:
     benchmark:
         "logs/benchmarks/download/{dataset}/{file}.tsv"
     params:
-        mirror=config["data"]["mirror"],
-        offline=config["data"]["offline"],
+        # the registry fixes each file's sha256 (its content); the mirror and offline mode only
+        # say where it comes from and are read from the config by the script
         registry=config["data"]["registry"],
     retries: 2
     localrule: True

@@ -115,3 +115,23 @@ rule run_figures:
         "../../envs/report.yaml"
     script:
         "../../scripts/run_figures.py"
+
+
+rule effective_config:
+    # The config as composed from the preset, overlays and --config pairs, and validated.
+    output:
+        "results/config.yaml",
+    log:
+        "logs/report/config.log",
+    benchmark:
+        "logs/benchmarks/report/config.tsv"
+    params:
+        config=dict(config),
+    localrule: True
+    resources:
+        mem_mb=500,
+        runtime=5,
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../../scripts/write_config.py"

@@ -1,0 +1,203 @@
+"""Every `snakemake` command of the README, run as typed from the root of a copy of the repository
+where the `test` preset ran to the end, and the jobs each one plans.
+
+The test preset is the mini's vision experiment in miniature with the mini's run names, so the
+README's commands for the default preset apply to it unchanged; the test only appends the preset
+and its data overlay (``--configfile presets/test.yaml test-data.yaml``) to commands that do not
+name a preset of their own, and ``-n`` (plan, do not run) where the command would train. A command
+added to the README without an expectation here fails the test: documented commands cannot rot.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from tests.workflow_helpers import ROOT, planned_jobs, planned_runs, run_snakemake
+
+from gradprune.training.checkpoint import import_weights
+
+pytestmark = pytest.mark.slow
+
+RUN = "results/mobilenet-fmnist/mobilenet_v1-1.0/sparsity-{s}/seed-{seed}"
+
+# command (as in the README, without `.venv/bin/` and environment assignments) -> what it plans
+# on the finished test-preset run: {rule: jobs}, or a callable checking the dry run.
+NOTHING: dict = {}
+EXPECTED = {
+    "snakemake --cores all": NOTHING,
+    "snakemake -n --configfile presets/paper.yaml": "paper",
+    "snakemake --cores all --configfile presets/paper.yaml --config data='{imagenet: /data/ILSVRC2012}'": "paper",
+    "snakemake --cores all --config seeds='[0, 1]'": "seed-1",
+    "snakemake --cores 1 results/config.yaml --configfile presets/paper.yaml": "config",
+    f"snakemake --cores all {RUN.format(s='0.75', seed=0)}/metrics.json": NOTHING,
+    f"snakemake --cores all {RUN.format(s='0.75', seed=0)}/metrics.json --forcerun train":
+        {"train": 1, "evaluate": 1},
+    f"snakemake --cores all {RUN.format(s='0.8', seed=0)}/metrics.json": {"train": 1, "evaluate": 1},
+    "snakemake --cores all results/mobilenet-fmnist/mobilenet_v1-0.25/sparsity-0.0/seed-3/metrics.json":
+        {"train": 1, "evaluate": 1},
+    # a new --config changes the composed config: only results/config.yaml is rewritten
+    "snakemake --cores all --config data='{offline: true}'": {"effective_config": 1},
+    "snakemake --profile profiles/slurm --configfile presets/paper.yaml": "paper",
+    "snakemake --report report.html": "report",
+}
+
+
+def readme_commands() -> list[str]:
+    """The snakemake commands of the README's code blocks, as a user types them."""
+    text = (ROOT / "README.md").read_text()
+    commands = []
+    for block in re.findall(r"```(?:bash|sh)\n(.*?)```", text, re.DOTALL):
+        for line in block.splitlines():
+            line = line.split("  #", 1)[0].strip()
+            if "snakemake" not in line or line.startswith("#"):
+                continue
+            line = line.split("&&")[-1].strip()  # the quick start installs first
+            words = [w for w in shlex.split(line) if not re.match(r"^[A-Z_]+=", w)]
+            if words and words[0].endswith("snakemake"):
+                words[0] = "snakemake"
+                commands.append(shlex.join(words))
+    return commands
+
+
+def test_every_readme_command_has_an_expectation():
+    commands = readme_commands()
+    assert len(commands) >= 10
+    canonical = {shlex.join(shlex.split(c)) for c in EXPECTED}
+    assert set(commands) == canonical, (
+        f"README commands without expectation: {set(commands) - canonical}; "
+        f"expectations of commands no longer in the README: {canonical - set(commands)}")
+
+
+def _own_preset(words) -> bool:
+    return "--configfile" in words
+
+
+def _dry_run(repo, preset_args, command: str):
+    words = shlex.split(command)[1:]
+    if "--report" in words:
+        return run_snakemake(repo, *words, *preset_args)
+    if not _own_preset(words):
+        words += list(preset_args)
+    if "-n" not in words:
+        words.insert(0, "-n")
+    return run_snakemake(repo, *words)
+
+
+@pytest.mark.parametrize("command", list(EXPECTED))
+def test_readme_command_plans_what_it_says(finished_test_run, command):
+    repo, preset_args, _ = finished_test_run
+    expected = EXPECTED[command]
+    if expected == "config":  # writes a file only: run it for real
+        proc = run_snakemake(repo, *shlex.split(command)[1:])
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert "preset: paper" in (repo / "results/config.yaml").read_text()
+        return
+    proc = _dry_run(repo, preset_args, command)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    jobs = planned_jobs(proc)
+    if expected == "paper":
+        assert jobs["train"] == jobs["evaluate"] >= 30 and jobs["pretrain"] >= 5
+    elif expected == "seed-1":
+        assert planned_runs(proc) == {RUN.format(s=s, seed=1) for s in ("0.0", "0.5", "0.75")} | {
+            "results/mobilenet-fmnist/mobilenet_v1-0.25/sparsity-0.0/seed-1"}
+        assert jobs["pretrain"] == 1 and jobs["tables"] == 1 and jobs["experiment_figures"] == 1
+    elif expected == "report":
+        assert (repo / "report.html").stat().st_size > 10_000
+    else:
+        jobs.pop("all", None)
+        assert jobs == Counter(expected), proc.stdout[-3000:]
+
+
+def _edit(path: Path, old: str, new: str) -> str:
+    text = path.read_text()
+    assert old in text, old
+    path.write_text(text.replace(old, new))
+    return text
+
+
+def test_adding_a_sparsity_plans_the_new_run_and_the_tables_and_figures_that_include_it(finished_test_run):
+    repo, preset_args, _ = finished_test_run
+    preset = repo / "presets/test.yaml"
+    saved = _edit(preset, "sparsities: [0.0, 0.5, 0.75]", "sparsities: [0.0, 0.5, 0.75, 0.9]")
+    try:
+        proc = run_snakemake(repo, "-n", *preset_args)
+    finally:
+        preset.write_text(saved)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert planned_runs(proc) == {RUN.format(s="0.9", seed=0)}
+    assert planned_jobs(proc) == Counter({"train": 1, "evaluate": 1, "run_figures": 1, "tables": 1,
+                                          "experiment_figures": 1, "effective_config": 1, "all": 1})
+
+
+def test_a_config_change_reruns_only_the_runs_whose_settings_changed(finished_test_run):
+    repo, preset_args, _ = finished_test_run
+    preset = repo / "presets/test.yaml"
+    # a recipe for the small-dense width: its run alone retrains
+    saved = _edit(preset, "    resources: {threads: 1",
+                  "    recipes: {0.25: {train: {optimizer: {lr: 0.02}}}}\n    resources: {threads: 1")
+    try:
+        recipe = run_snakemake(repo, "-n", *preset_args)
+    finally:
+        preset.write_text(saved)
+    assert recipe.returncode == 0, recipe.stderr[-3000:]
+    assert planned_runs(recipe) == {"results/mobilenet-fmnist/mobilenet_v1-0.25/sparsity-0.0/seed-0"}
+    # the pruning schedule: the pruned runs retrain, not the dense and small-dense ones
+    saved = _edit(preset, "frequency: 2, n_updates: 3", "frequency: 1, n_updates: 3")
+    try:
+        schedule = run_snakemake(repo, "-n", *preset_args)
+    finally:
+        preset.write_text(saved)
+    assert planned_runs(schedule) == {RUN.format(s=s, seed=0) for s in ("0.5", "0.75")}
+    assert planned_jobs(schedule)["pretrain"] == 0
+    # where data comes from, the preset's name and descriptions: nothing retrains
+    saved = _edit(preset, "preset: test", "preset: renamed\ndata: {mirror: /elsewhere}")
+    try:
+        moved = run_snakemake(repo, "-n", *preset_args)
+    finally:
+        preset.write_text(saved)
+    assert moved.returncode == 0, moved.stderr[-3000:]
+    assert planned_runs(moved) == set() and planned_jobs(moved)["download"] == 0
+
+
+@pytest.mark.parametrize("target, message", [
+    ("results/mobilenet-fmnist/mobilenet_v1-0.3/sparsity-0.0/seed-0/metrics.json",
+     "gradprune: results/mobilenet-fmnist/mobilenet_v1-0.3/sparsity-0.0/seed-0: experiment "
+     "mobilenet-fmnist has no mobilenet_v1 of size '0.3'; its sizes: 1.0, 0.25"),
+    ("results/lstm-ptb/lstm_lm-256/sparsity-0.0/seed-0/metrics.json",
+     "gradprune: preset test has no experiment 'lstm-ptb'; it has: mobilenet-fmnist"),
+])
+def test_a_name_the_preset_does_not_have_fails_in_one_line(finished_test_run, target, message):
+    repo, preset_args, _ = finished_test_run
+    proc = run_snakemake(repo, "-n", target, *preset_args)
+    assert proc.returncode != 0
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr and "Exception" not in proc.stderr
+
+
+def test_a_sparsity_named_by_its_file_trains_like_the_listed_ones(finished_test_run):
+    """Runs last: it builds a run the other tests expect to be missing, then removes it."""
+    import json
+    import shutil
+
+    repo, preset_args, _ = finished_test_run
+    target = RUN.format(s="0.8", seed=0)
+    try:
+        proc = run_snakemake(repo, "--cores", "2", f"{target}/metrics.json", *preset_args)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        metrics = json.loads((repo / target / "metrics.json").read_text())
+        listed = json.loads((repo / RUN.format(s="0.75", seed=0) / "metrics.json").read_text())
+        assert metrics["in_preset"] is False and listed["in_preset"] is True
+        assert metrics["role"] == "large-sparse"
+        masks = import_weights(repo / target / "model.safetensors")[1]
+        assert masks and all(int((~m).sum()) == round(0.8 * m.numel()) for m in masks.values())
+        assert metrics["train"]["resumed_from_dense_t0"] is True
+        schedule, listed_schedule = (m["provenance"]["config"]["pruning"] for m in (metrics, listed))
+        assert {k: v for k, v in schedule.items() if k != "final_sparsity"} == \
+            {k: v for k, v in listed_schedule.items() if k != "final_sparsity"}
+        assert metrics["provenance"]["config"]["train"] == listed["provenance"]["config"]["train"]
+    finally:
+        shutil.rmtree(repo / target, ignore_errors=True)
