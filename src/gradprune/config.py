@@ -73,6 +73,11 @@ def _check_semantics(config: dict) -> None:
                 f"frequency) but training has only {tr['total_steps']} steps; the paper lets the "
                 "model recover after the last mask update: raise total_steps or prune earlier"
             )
+        if pr.get("continuation_lr") and not pr["from_dense_checkpoint"]:
+            raise ConfigError(
+                f"experiments.{name}.pruning: continuation_lr sets the learning rate of runs that "
+                "continue the dense checkpoint, but from_dense_checkpoint is false: drop one"
+            )
         if exp["family"] == "vision" and exp["dataset"] in ("ptb", "wikitext-2", "multi30k", "wmt16"):
             raise ConfigError(f"experiments.{name}: dataset {exp['dataset']} is not a vision dataset")
 

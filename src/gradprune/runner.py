@@ -32,7 +32,7 @@ from gradprune.training.checkpoint import (
 )
 from gradprune.training.distributed import init_from_env, launch
 from gradprune.training.loop import TrainState, resume_if_possible, seed_everything, train_steps
-from gradprune.training.optim import build_optimizer
+from gradprune.training.optim import build_optimizer, run_lr
 
 
 def resolve_device(name: str) -> torch.device:
@@ -73,6 +73,15 @@ def schedule_for(exp: dict, sparsity: float) -> CubicSchedule:
         begin_step=pr["begin_step"], frequency=pr["frequency"], n_updates=pr["n_updates"],
         exponent=pr.get("exponent", 3.0),
     )
+
+
+def lr_schedule_of(exp: dict, run: Run):
+    """step -> lr of ``run``: ``pruning.continuation_lr`` applies to the runs that continue the
+    dense checkpoint from t0 (every sparsity and the dense row), never to small-dense runs."""
+    pr = exp["pruning"]
+    continues = run.continues_from_dense and pr["from_dense_checkpoint"]
+    return run_lr(exp["train"], pr.get("continuation_lr") if continues else None,
+                  t0=pr["begin_step"])
 
 
 def make_pruner(exp: dict, model, sparsity: float, optimizer=None) -> GradualPruner | None:
@@ -135,7 +144,7 @@ def train(config: dict, run: Run, data_files: dict, out_dir: Path, init_checkpoi
         state.load(load_checkpoint(init_checkpoint, map_location=state.task.device), with_pruner=False)
     total = exp["train"]["total_steps"]
     train_steps(state, exp["train"], total, ckpt, desc=f"{run.experiment} {run.model}-{run.size} "
-                f"s={run.sparsity} seed={run.seed}")
+                f"s={run.sparsity} seed={run.seed}", lr_of=lr_schedule_of(exp, run))
     if not state.is_main:
         state.task.dist.barrier()
         return
