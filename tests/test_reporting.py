@@ -272,7 +272,9 @@ def test_write_tables_and_experiment_figures(tmp_path):
         for ext in ("csv", "md", "tex"):
             assert out / f"{stem}.{ext}" in written and (out / f"{stem}.{ext}").stat().st_size
     assert (out / "runs.csv").exists()
-    assert "corroborated" in (out / "mobilenet-imagenet_comparison.md").read_text()
+    comparison = (out / "mobilenet-imagenet_comparison.md").read_text()
+    assert "corroborated" in comparison and "Coverage" in comparison
+    assert "(12 of 15 paper rows reproduced, 3 no result)" in comparison
     assert r"\pm" in (out / "mobilenet-imagenet.tex").read_text()
     assert "large-sparse better" in (out / "headline.md").read_text()
 
