@@ -1,4 +1,5 @@
-"""NNZ counting: every parameter counts; only masks make a weight zero; tied weights once."""
+"""NNZ counting: connections (kernels, biases, embeddings) count, normalisation parameters do not;
+only masks make a weight zero; tied weights once."""
 
 import pytest
 import torch
@@ -18,15 +19,31 @@ def model():
     return m
 
 
-def test_dense_nnz_is_the_parameter_count():
+def connections(m):
+    """Every parameter but batch norm's scale and shift (8 + 8 here)."""
+    return sum(p.numel() for p in m.parameters()) - 16
+
+
+def test_dense_nnz_is_the_connection_count():
     m = model()
     n = count_nnz(m)
-    params = sum(p.numel() for p in m.parameters())
-    assert n.total == n.dense_total == params
+    assert n.total == n.dense_total == connections(m) == 3 * 8 * 9 + 8 + 5 * 128 + 5
     assert n.sparsity == 0.0
-    assert n.millions == params / 1e6
-    assert n.per_tensor["0.bias"] == (8, 8)
-    assert count_nonzero(m) == params - 8 - 8 - 5  # the literal count sees zero biases (BN too)
+    assert n.millions == connections(m) / 1e6
+    assert n.per_tensor["0.bias"] == (8, 8)  # zero-initialised biases are connections
+    assert n.not_counted == {"1.weight": 8, "1.bias": 8} and "1.weight" not in n.per_tensor
+    # the literal count sees every parameter and the zero biases (BN's shift starts at 0 too)
+    assert count_nonzero(m) == connections(m) + 16 - 8 - 8 - 5
+
+
+@pytest.mark.parametrize("norm", [nn.LayerNorm(8), nn.GroupNorm(2, 8), nn.BatchNorm1d(8)])
+def test_normalisation_parameters_are_not_connections(norm):
+    m = nn.Sequential(nn.Linear(4, 8), norm, nn.Linear(8, 2, bias=False))
+    n = count_nnz(m)
+    assert n.total == 4 * 8 + 8 + 8 * 2
+    assert set(n.not_counted) == {"1.weight", "1.bias"}
+    with pytest.raises(KeyError, match="not counted connections.*1.weight"):
+        count_nnz(m, {"1.weight": torch.ones(8, dtype=torch.bool)})
 
 
 def test_masks_subtract_pruned_weights():
@@ -34,7 +51,7 @@ def test_masks_subtract_pruned_weights():
     pruner = GradualPruner(m, CubicSchedule(0.0, 0.5, 0, 1, 0))
     pruner.prune_to(0.75)
     n = count_nnz(m, pruner.masks())
-    params = sum(p.numel() for p in m.parameters())
+    params = connections(m)
     pruned = n_to_prune(0.75, 8 * 3 * 9) + n_to_prune(0.75, 5 * 128)
     assert n.total == params - pruned
     assert n.dense_total == params

@@ -73,7 +73,7 @@ def mobilenet_runs(root, seeds=(0,), ls_top1=62.0, sd_top1=50.0):
 def ptb_runs(root, ls_ppl=80.0, sd_ppl=84.0, seeds=(0,)):
     paths = []
     for seed in seeds:
-        kw = {"experiment": "lstm-ptb", "model": "lstm", "seed": seed}
+        kw = {"experiment": "lstm-ptb", "model": "lstm_lm", "seed": seed}
         paths.append(write_run(root, size=1500, role="dense", sparsity=0.0, nnz=66_000_000,
                                params=66_000_000, metrics={"test_perplexity": 78.0}, **kw))
         paths.append(write_run(root, size=1500, role="large-sparse", sparsity=0.9,
@@ -194,15 +194,59 @@ def test_comparison_matches_paper_rows(tmp_path):
     top1 = r[r["metric"] == "top1"].iloc[0]
     assert top1["paper"] == 61.8 and top1["reproduced"] == 62.0
     assert top1["difference"] == pytest.approx(0.2) and top1["confidence"] == "corroborated"
+    assert top1["coverage"] == "reproduced"
     assert r[r["metric"] == "top5"].iloc[0]["confidence"] == "recollection"
-    # a paper row not reproduced here (95 % sparse) stays, with no reproduced value
+    # a paper row not reproduced here (95 % sparse) stays, with no reproduced value, under the
+    # experiment's model name
     missing = num[num["sparsity"] == 0.95].iloc[0]
     assert missing["paper"] == 53.6 and pd.isna(missing["reproduced"])
-    assert {"Paper", "Confidence", "Difference"} <= set(disp.columns)
-    # "lstm" at 1500 units maps to the paper's "LSTM-large"
+    assert missing["model"] == "mobilenet_v1" and missing["coverage"] == "no result"
+    assert {"Paper", "Confidence", "Difference", "Coverage"} <= set(disp.columns)
+
+
+def test_lstm_rows_pair_with_the_papers_by_size_not_name(tmp_path):
+    # The paper's "LSTM-large" / "LSTM-medium" are the lstm_lm runs of 1500 / 650 units.
+    runs = collect_runs(ptb_runs(tmp_path))
     num, _ = comparison_table(runs, "lstm-ptb", compare_with_paper=True)
     r = num[(num["size"] == 1500) & (num["sparsity"] == 0.9)].iloc[0]
-    assert r["model"] == "lstm" and r["paper"] == 80.24 and r["confidence"] == "seed"
+    assert (r["model"], r["paper_model"]) == ("lstm_lm", "LSTM-large")
+    assert r["paper"] == 80.24 and r["reproduced"] == 80.0 and r["confidence"] == "seed"
+    medium = num[(num["size"] == 650) & (num["sparsity"] == 0.0)].iloc[0]
+    assert medium["paper"] == 83.37 and medium["reproduced"] == 83.0
+    # the 200-unit run is the paper's small dense row (value unknown here), not "not in paper"
+    small = num[num["size"] == 200].iloc[0]
+    assert small["paper_model"] == "LSTM-small" and small["coverage"] == "reproduced"
+    assert (num["coverage"] != "not in paper").all()
+
+
+def test_coverage_tells_planned_from_unplanned_rows(tmp_path):
+    from gradprune.config import Run
+
+    runs = collect_runs(ptb_runs(tmp_path))
+    planned = [Run("lstm-ptb", "lstm_lm", "1500", "0.95", 0, "large-sparse")]
+    num, disp = comparison_table(runs, "lstm-ptb", compare_with_paper=True, planned=planned)
+    cov = num.set_index(["size", "sparsity"])["coverage"]
+    assert cov[(1500.0, 0.95)] == "planned, no result"
+    assert cov[(650.0, 0.9)] == "not planned"
+    assert cov[(1500.0, 0.9)] == "reproduced"
+    assert list(disp["Coverage"]) == list(num["coverage"])
+
+
+def test_metric_aliases_pair_a_paper_metric_with_another_name(tmp_path):
+    runs = collect_runs(mobilenet_runs(tmp_path))
+    num, _ = comparison_table(runs, "mobilenet-imagenet", compare_with_paper=True,
+                              metric_aliases={"top5": "top1"}, reference=load_reference()
+                              .query("metric == 'top5'"))
+    r = num[(num["size"] == 1.0) & (num["sparsity"] == 0.9)].iloc[0]
+    assert (r["metric"], r["paper_metric"]) == ("top1", "top5")
+    assert r["paper"] == 84.7 and r["reproduced"] == 62.0
+
+
+def test_two_models_of_one_size_in_one_experiment_are_refused(tmp_path):
+    files = mobilenet_runs(tmp_path / "a")
+    files.append(write_run(tmp_path / "b", model="mobilenet_v2", sparsity=0.9))
+    with pytest.raises(ValueError, match="two models of size 1.*one model per size"):
+        comparison_table(collect_runs(files), "mobilenet-imagenet", compare_with_paper=True)
 
 
 def test_comparison_without_paper(tmp_path):
@@ -228,7 +272,9 @@ def test_write_tables_and_experiment_figures(tmp_path):
         for ext in ("csv", "md", "tex"):
             assert out / f"{stem}.{ext}" in written and (out / f"{stem}.{ext}").stat().st_size
     assert (out / "runs.csv").exists()
-    assert "corroborated" in (out / "mobilenet-imagenet_comparison.md").read_text()
+    comparison = (out / "mobilenet-imagenet_comparison.md").read_text()
+    assert "corroborated" in comparison and "Coverage" in comparison
+    assert "(12 of 15 paper rows reproduced, 3 no result)" in comparison
     assert r"\pm" in (out / "mobilenet-imagenet.tex").read_text()
     assert "large-sparse better" in (out / "headline.md").read_text()
 

@@ -259,6 +259,11 @@ def _check_training(key: str, exp: dict, pruned: bool) -> None:
             f"but training has only {total} steps (train.total_steps); the paper lets the model "
             "recover after the last mask update: raise total_steps or prune earlier"
         )
+    if pr.get("continuation_lr") and not pr["from_dense_checkpoint"]:
+        raise ConfigError(
+            f"{key}.pruning: continuation_lr sets the learning rate of runs that continue the "
+            "dense checkpoint, but from_dense_checkpoint is false: drop one"
+        )
     warmup = tr["lr_schedule"]["warmup_steps"]
     if warmup >= total:
         raise ConfigError(

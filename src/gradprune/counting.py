@@ -1,8 +1,16 @@
 """Counting non-zero parameters (NNZ) the way the paper does.
 
-Every parameter counts (biases, normalisation, embeddings), and a dense model's NNZ is its parameter
-count: a weight is "zero" only when a mask prunes it, not when it happens to be 0.0 (biases often
-start at exactly zero). Pass the pruner's masks to count pruned weights out.
+The counting convention (the one home of it): NNZ counts the **connections** of a model, i.e.
+the connection matrices and their biases: convolution and fully-connected kernels and biases,
+LSTM weights and biases, embedding matrices (and any other parameter of a module that is not a
+normalisation layer). Batch-norm and other normalisation parameters (the scale and shift of
+``BatchNorm``, ``LayerNorm``, ``GroupNorm``, ...; :data:`NORMALIZATION_MODULES`) are not
+connections and are not counted. This is what reproduces the paper's NNZ: MobileNetV1's 4.21M
+(TF-slim's network with batch norm's centre and scale) and InceptionV3's 27.1M.
+
+A dense model's NNZ is its connection count: a weight is "zero" only when a mask prunes it, not
+when it happens to be 0.0 (biases often start at exactly zero). Pass the pruner's masks to count
+pruned weights out. Tied weights count once.
 """
 
 from __future__ import annotations
@@ -13,16 +21,24 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+# Modules whose own parameters are normalisation parameters (not counted).
+NORMALIZATION_MODULES: tuple[type[nn.Module], ...] = (
+    nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm,
+    nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d,
+    nn.LayerNorm, nn.GroupNorm, nn.RMSNorm,
+)
+
 
 @dataclass(frozen=True)
 class NNZCount:
     total: int
     dense_total: int
-    per_tensor: dict[str, tuple[int, int]]  # name -> (nnz, numel)
+    per_tensor: dict[str, tuple[int, int]]  # counted tensors: name -> (nnz, numel)
+    not_counted: dict[str, int]  # normalisation parameters: name -> numel
 
     @property
     def sparsity(self) -> float:
-        """Fraction of all parameters that are pruned (whole model, not only pruned layers)."""
+        """Fraction of all counted parameters that are pruned (whole model, not only pruned layers)."""
         return 1.0 - self.total / self.dense_total if self.dense_total else 0.0
 
     @property
@@ -30,25 +46,44 @@ class NNZCount:
         return self.total / 1e6
 
 
+def normalization_parameters(model: nn.Module) -> set[str]:
+    """Names of the parameters that belong to normalisation layers."""
+    from gradprune.pruning import unwrap
+
+    names = set()
+    for mod_name, module in unwrap(model).named_modules():
+        if isinstance(module, NORMALIZATION_MODULES):
+            prefix = f"{mod_name}." if mod_name else ""
+            names.update(prefix + n for n, _ in module.named_parameters(recurse=False))
+    return names
+
+
 def count_nnz(model: nn.Module, masks: Mapping[str, torch.Tensor] | None = None) -> NNZCount:
-    """NNZ of ``model`` in total and per parameter tensor; ``masks``: name -> bool (True = kept)."""
+    """NNZ of ``model`` in total and per counted tensor; ``masks``: name -> bool (True = kept)."""
     from gradprune.pruning import unwrap
 
     masks = dict(masks or {})
+    norm = normalization_parameters(model)
     per_tensor: dict[str, tuple[int, int]] = {}
+    not_counted: dict[str, int] = {}
     seen: set[int] = set()
     for name, p in unwrap(model).named_parameters():
         if id(p) in seen:  # tied weights count once
             continue
         seen.add(id(p))
+        if name in norm:
+            not_counted[name] = p.numel()
+            continue
         numel = p.numel()
         nnz = int(masks.pop(name).sum()) if name in masks else numel
         per_tensor[name] = (nnz, numel)
     if masks:
-        raise KeyError(f"masks name parameters the model does not have: {sorted(masks)}")
+        raise KeyError(
+            f"masks name parameters that are not counted connections of the model: {sorted(masks)}"
+        )
     total = sum(n for n, _ in per_tensor.values())
     dense = sum(n for _, n in per_tensor.values())
-    return NNZCount(total, dense, per_tensor)
+    return NNZCount(total, dense, per_tensor, not_counted)
 
 
 def masks_sparsity(masks: Mapping[str, torch.Tensor]) -> float:

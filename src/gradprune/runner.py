@@ -32,7 +32,7 @@ from gradprune.training.checkpoint import (
 )
 from gradprune.training.distributed import init_from_env, launch
 from gradprune.training.loop import TrainState, resume_if_possible, seed_everything, train_steps
-from gradprune.training.optim import build_optimizer
+from gradprune.training.optim import build_optimizer, run_lr
 
 
 def resolve_device(name: str) -> torch.device:
@@ -68,6 +68,16 @@ def schedule_for(exp: dict, sparsity: float) -> CubicSchedule:
         begin_step=pr["begin_step"], frequency=pr["frequency"], n_updates=pr["n_updates"],
         exponent=pr.get("exponent", 3.0),
     )
+
+
+def lr_schedule_of(exp: dict, run: Run):
+    """step -> lr of ``run``: ``pruning.continuation_lr`` applies to the runs that continue the
+    dense checkpoint from t0 (every sparsity and the dense row), never to small-dense runs."""
+    if not run.continues_from_dense:  # small-dense: its settings carry no pruning section
+        return run_lr(exp["train"])
+    pr = exp["pruning"]
+    return run_lr(exp["train"], pr.get("continuation_lr") if pr["from_dense_checkpoint"] else None,
+                  t0=pr["begin_step"])
 
 
 def make_pruner(exp: dict, model, sparsity: float, optimizer=None) -> GradualPruner | None:
@@ -130,7 +140,7 @@ def train(settings: dict, run: Run, data_files: dict, out_dir: Path, init_checkp
         state.load(load_checkpoint(init_checkpoint, map_location=state.task.device), with_pruner=False)
     total = exp["train"]["total_steps"]
     train_steps(state, exp["train"], total, ckpt, desc=f"{run.experiment} {run.model}-{run.size} "
-                f"s={run.sparsity} seed={run.seed}")
+                f"s={run.sparsity} seed={run.seed}", lr_of=lr_schedule_of(exp, run))
     if not state.is_main:
         state.task.dist.barrier()
         return

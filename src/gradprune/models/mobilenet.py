@@ -1,14 +1,19 @@
 """MobileNetV1 (Howard et al. 2017) with a width multiplier, as pruned by Zhu & Gupta (2017).
 
-Architecture: a 3x3 convolution stem (stride 2), 13 depthwise-separable blocks (depthwise 3x3 +
-BN + ReLU, then pointwise 1x1 + BN + ReLU), global average pooling, dropout and a fully-connected
-classifier. Channels are ``max(int(c * width), 8)`` as in TF-slim's ``mobilenet_v1`` (all widths of
-the paper, 1.0/0.75/0.5/0.25, give whole numbers, so no further rounding is involved).
+TF-slim's ``mobilenet_v1``: a 3x3 convolution stem (stride 2), 13 depthwise-separable blocks
+(depthwise 3x3 + BN + ReLU6, then pointwise 1x1 + BN + ReLU6), global average pooling, dropout
+(keep 0.999) and the logits, TF-slim's 1x1 convolution with bias on the pooled 1x1 map, which is
+a fully-connected layer with bias (``nn.Linear``). Batch norm as TF-slim's
+``mobilenet_v1_arg_scope``: centre and scale (``affine=True``), decay 0.9997 (PyTorch momentum
+0.0003; ``bn_momentum`` sets another for short runs), epsilon 0.001. Channels are ``max(int(c * width), 8)`` as in TF-slim (all widths of the
+paper, 1.0/0.75/0.5/0.25, give whole numbers, so no further rounding is involved). Deviations:
+weights start from torchvision's MobileNetV2 scheme (He-normal convolutions, N(0, 0.01) logits),
+not TF-slim's truncated normal of stddev 0.09, and stride-2 convolutions pad symmetrically (TF's
+``SAME`` pads the bottom/right side only).
 
-Parameter counts (what ``gradprune.counting.count_nnz`` reports, i.e. every ``nn.Parameter``):
-the paper's numbers are reproduced exactly by the convolution kernels plus the classifier's
-weight and bias, with **no** batch-norm parameters. Hence batch norm is ``affine=False`` by default
-(``bn_affine=False``): normalisation without a learnable scale and shift. Measured, 1000 classes:
+NNZ (``gradprune.counting.count_nnz``: connections, i.e. convolution kernels and the logits'
+weight and bias; batch norm's scale and shift, 21,888 at width 1.0, are not connections).
+Measured, 1000 classes:
 
 ==========  ===========  ==========  ==========================================
 width       sparsity     NNZ         paper
@@ -18,17 +23,14 @@ width       sparsity     NNZ         paper
 1.0         0.75         1,087,400   1.09M
 1.0         0.9            462,861   0.46M
 1.0         0.95           254,682   0.25M
-0.75        0            2,569,144   2.59M (a `recollection` row; 0.8% apart)
+0.75        0            2,569,144   2.59M (a `recollection` row; 2.57M, 0.8% below)
 0.5         0            1,320,648   1.32M
 0.25        0              464,600   0.46M
 ==========  ===========  ==========  ==========================================
 
-With ``bn_affine=True`` (the usual PyTorch choice) every BN layer adds a scale and a shift per
-channel: +21,888 parameters at width 1.0 (4.232M dense, 2.150M at 50%), which no longer rounds to the
-paper's digits; TF-slim's centre-only BN would add 10,944 (4.221M). Dropping the classifier bias
-changes nothing at these digits (4,209,088). Pruning spec (:data:`PRUNE_INCLUDE`): every 1x1
-pointwise convolution and the classifier's weight; the stem convolution and the depthwise
-convolutions stay dense (46,504 parameters at width 1.0 with the classifier bias).
+Pruning spec (:data:`PRUNE_INCLUDE`): every 1x1 pointwise convolution and the logits' weight; the
+stem convolution and the depthwise convolutions stay dense (46,504 connections at width 1.0 with
+the logits' bias), as do batch-norm parameters.
 
 ``small_input=True`` (28x28 Fashion-MNIST, 32x32 CIFAR-10): the stem has stride 1 and the 12th
 block (512 -> 1024) stride 1, so the network downsamples by 8 instead of 32 (28 -> 14 -> 7 -> 4,
@@ -64,6 +66,10 @@ STEM_CHANNELS = 32
 # Index of the block whose stride becomes 1 with ``small_input=True``.
 _SMALL_INPUT_UNSTRIDED_BLOCK = 11
 
+# TF-slim mobilenet_v1_arg_scope's batch norm: decay 0.9997 (running = 0.9997 running + 0.0003
+# batch, i.e. PyTorch momentum 0.0003) and epsilon 0.001.
+BN_MOMENTUM, BN_EPS = 1.0 - 0.9997, 1e-3
+
 # fnmatch patterns on parameter names for ``GradualPruner(include=...)``.
 PRUNE_INCLUDE: tuple[str, ...] = ("features.*.pointwise.0.weight", "classifier.1.weight")
 
@@ -73,8 +79,9 @@ def scaled_channels(channels: int, width: float, min_channels: int = 8) -> int:
     return max(int(channels * width), min_channels)
 
 
-class ConvBNReLU(nn.Sequential):
-    """Conv2d (no bias) -> BatchNorm2d -> ReLU; ``groups=in_channels`` makes it depthwise."""
+class ConvBNReLU6(nn.Sequential):
+    """Conv2d (no bias) -> BatchNorm2d (centre and scale) -> ReLU6; ``groups=in_channels`` makes
+    it depthwise."""
 
     def __init__(
         self,
@@ -83,7 +90,7 @@ class ConvBNReLU(nn.Sequential):
         kernel_size: int,
         stride: int = 1,
         groups: int = 1,
-        bn_affine: bool = False,
+        bn_momentum: float = BN_MOMENTUM,
     ) -> None:
         super().__init__(
             nn.Conv2d(
@@ -95,20 +102,20 @@ class ConvBNReLU(nn.Sequential):
                 groups=groups,
                 bias=False,
             ),
-            nn.BatchNorm2d(out_channels, affine=bn_affine),
-            nn.ReLU(inplace=True),
+            nn.BatchNorm2d(out_channels, eps=BN_EPS, momentum=bn_momentum),
+            nn.ReLU6(inplace=True),
         )
 
 
 class DepthwiseSeparable(nn.Module):
-    """Depthwise 3x3 (+BN+ReLU) then pointwise 1x1 (+BN+ReLU)."""
+    """Depthwise 3x3 (+BN+ReLU6) then pointwise 1x1 (+BN+ReLU6)."""
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int, bn_affine: bool) -> None:
+    def __init__(self, in_channels: int, out_channels: int, stride: int, bn_momentum: float) -> None:
         super().__init__()
-        self.depthwise = ConvBNReLU(
-            in_channels, in_channels, 3, stride=stride, groups=in_channels, bn_affine=bn_affine
+        self.depthwise = ConvBNReLU6(
+            in_channels, in_channels, 3, stride=stride, groups=in_channels, bn_momentum=bn_momentum
         )
-        self.pointwise = ConvBNReLU(in_channels, out_channels, 1, bn_affine=bn_affine)
+        self.pointwise = ConvBNReLU6(in_channels, out_channels, 1, bn_momentum=bn_momentum)
 
     def forward(self, x):
         return self.pointwise(self.depthwise(x))
@@ -124,7 +131,7 @@ class MobileNetV1(nn.Module):
         in_channels: int = 3,
         small_input: bool = False,
         dropout: float = 1e-3,
-        bn_affine: bool = False,
+        bn_momentum: float = BN_MOMENTUM,
     ) -> None:
         super().__init__()
         if width <= 0:
@@ -135,17 +142,18 @@ class MobileNetV1(nn.Module):
         self.small_input = small_input
         stem = scaled_channels(STEM_CHANNELS, width)
         layers: list[nn.Module] = [
-            ConvBNReLU(in_channels, stem, 3, stride=1 if small_input else 2, bn_affine=bn_affine)
+            ConvBNReLU6(in_channels, stem, 3, stride=1 if small_input else 2, bn_momentum=bn_momentum)
         ]
         channels = stem
         for i, (out, stride) in enumerate(BLOCK_CONFIG):
             if small_input and i == _SMALL_INPUT_UNSTRIDED_BLOCK:
                 stride = 1
             out = scaled_channels(out, width)
-            layers.append(DepthwiseSeparable(channels, out, stride, bn_affine))
+            layers.append(DepthwiseSeparable(channels, out, stride, bn_momentum))
             channels = out
         self.features = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d(1)
+        # TF-slim's logits: a 1x1 convolution with bias on the pooled map == Linear with bias.
         self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(channels, num_classes))
         self._init_weights()
 
@@ -154,7 +162,7 @@ class MobileNetV1(nn.Module):
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out")
-            elif isinstance(m, nn.BatchNorm2d) and m.affine:
+            elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
             elif isinstance(m, nn.Linear):
@@ -172,11 +180,14 @@ def mobilenet_v1(
     in_channels: int = 3,
     small_input: bool = False,
     dropout: float = 1e-3,
-    bn_affine: bool = False,
+    bn_momentum: float = BN_MOMENTUM,
 ) -> MobileNetV1:
     """MobileNetV1 with width multiplier ``width``.
 
     ``dropout`` defaults to TF-slim's ``dropout_keep_prob=0.999``. ``small_input=True`` for 28x28 or
-    32x32 images (see the module docstring). ``bn_affine=False`` keeps the paper's parameter counts.
+    32x32 images (see the module docstring). ``bn_momentum``: TF-slim's decay 0.9997 averages the
+    batch statistics over about 3,300 steps, right for ImageNet's 10^6; a run of a few thousand
+    steps needs a larger momentum (PyTorch's 0.1) or its running statistics stay near their
+    initial values.
     """
-    return MobileNetV1(width, num_classes, in_channels, small_input, dropout, bn_affine)
+    return MobileNetV1(width, num_classes, in_channels, small_input, dropout, bn_momentum)

@@ -47,8 +47,13 @@ PathLike = str | Path
 
 def write_tables(metrics_files: Iterable[PathLike], out_dir: PathLike, compare_with_paper: bool,
                  reference: PathLike | None = None,
-                 tolerance: float | dict[str, float] | None = None) -> list[Path]:
-    """All tables (see the module docstring for names); returns the written paths."""
+                 tolerance: float | dict[str, float] | None = None,
+                 planned: Iterable | None = None) -> list[Path]:
+    """All tables (see the module docstring for names); returns the written paths.
+
+    ``planned``: the preset's runs (``gradprune.config.plan_runs``); the comparison then tells
+    the paper rows the preset plans from those it does not.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     runs = collect_runs(metrics_files)
@@ -59,8 +64,14 @@ def write_tables(metrics_files: Iterable[PathLike], out_dir: PathLike, compare_w
     for exp in dict.fromkeys(runs["experiment"]):
         num, disp = experiment_table(runs, exp)
         written += write_table(num, disp, out_dir, exp, caption=f"{exp}: results")
-        num, disp = comparison_table(runs, exp, compare_with_paper, reference=ref)
-        cap = f"{exp}: paper vs reproduced" if compare_with_paper else f"{exp}: reproduced"
+        num, disp = comparison_table(runs, exp, compare_with_paper, reference=ref,
+                                     planned=planned)
+        cap = f"{exp}: reproduced"
+        if compare_with_paper:
+            counts = num.loc[num["coverage"] != "not in paper", "coverage"].value_counts()
+            cap = (f"{exp}: paper vs reproduced ({counts.get('reproduced', 0)} of "
+                   f"{counts.sum()} paper rows reproduced"
+                   + "".join(f", {n} {c}" for c, n in counts.items() if c != "reproduced") + ")")
         written += write_table(num, disp, out_dir, f"{exp}_comparison", caption=cap)
         pairs = headline_pairs(runs, exp, tolerance=tolerance)
         all_pairs.append(pairs)

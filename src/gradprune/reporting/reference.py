@@ -4,20 +4,26 @@ The reference file is a copy of ``shared/reference/zhu_gupta_2017.csv``; every v
 ``confidence`` label (``seed`` / ``corroborated`` / ``recollection``), which every comparison
 table and figure carries along.
 
-Matching a reproduced configuration to a paper row uses (experiment, model, size, sparsity, metric):
-experiment and metric are equal strings; size is numerically equal; sparsity is equal within 1e-4;
-model names are compared after lower-casing and dropping everything but letters and digits
-(``mobilenet_v1`` == ``MobileNetV1``), and also match when one such name is a prefix of the other
-(``lstm`` at 1500 units == ``LSTM-large``), as long as that leaves exactly one candidate.
+A paper row and a reproduced configuration are the same row of a table when they agree on
+(experiment, size, sparsity, metric): experiment is an equal string, size is numerically equal,
+sparsity equal to 4 decimals, and the metric equal after :data:`PAPER_METRIC_ALIASES` (a paper
+metric may be compared with a reproduced metric of another name, e.g. a BLEU computed the
+paper's way). The model name is not a key: an experiment trains one model (the schema's
+``model``) and its sizes tell its rows apart, while the paper names its models its own way
+(``LSTM-large`` for the ``lstm_lm`` of 1500 units).
+
+Coverage: with the preset's plan (``planned``), every paper row says whether a run is planned
+for it; the ``coverage`` column holds ``reproduced``, ``planned, no result``, ``not planned``
+(or ``no result`` without a plan) for paper rows and ``not in paper`` for reproduced rows the
+paper lacks.
 """
 
 from __future__ import annotations
 
-import re
+from collections.abc import Iterable, Mapping
 from importlib import resources
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from gradprune.reporting.collect import aggregate_seeds, experiment_metrics
@@ -55,44 +61,60 @@ def load_reference(path: str | Path | None = None) -> pd.DataFrame:
     return ref
 
 
-def model_key(name: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", str(name).lower())
+# Paper metric -> the reproduced metric it is compared with (identity when absent).
+PAPER_METRIC_ALIASES: dict[str, str] = {}
+COVERAGE = ("reproduced", "planned, no result", "not planned", "no result", "not in paper")
+_SIZE_DECIMALS, _SPARSITY_DECIMALS = 6, 4
 
 
-def _model_matches(a: str, b: str) -> bool:
-    ka, kb = model_key(a), model_key(b)
-    return ka == kb or ka.startswith(kb) or kb.startswith(ka)
+def _size_key(size) -> float:
+    """Sizes as numbers: width multipliers and unit counts (``'0.75'``, ``1500``)."""
+    try:
+        return round(float(size), _SIZE_DECIMALS)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"size {size!r} is not a number; the paper comparison pairs rows by numeric size "
+            "(width multiplier or units): give sizes as numbers in the preset"
+        ) from None
 
 
-def map_reference_models(ref: pd.DataFrame, configs: pd.DataFrame) -> pd.DataFrame:
-    """``ref`` with a ``run_model`` column: the reproduced model name each paper row maps to.
+def planned_rows(planned: Iterable) -> set[tuple[str, float, float]]:
+    """(experiment, size, sparsity) of every planned run (``gradprune.config.Run`` objects)."""
+    return {(r.experiment, _size_key(r.size), round(float(r.sparsity), _SPARSITY_DECIMALS))
+            for r in planned}
 
-    ``configs`` needs columns experiment, model, size. Exact key matches win over prefix matches;
-    an ambiguous or missing match leaves ``run_model`` equal to the paper's name.
-    """
-    ref = ref.copy()
-    run_models = []
-    pairs = configs[["experiment", "model", "size"]].drop_duplicates()
-    for _, r in ref.iterrows():
-        cand = pairs[(pairs["experiment"] == r["experiment"])
-                     & np.isclose(pairs["size"].astype(float), r["size"])]
-        exact = [m for m in cand["model"] if model_key(m) == model_key(r["model"])]
-        loose = [m for m in cand["model"] if _model_matches(m, r["model"])]
-        chosen = exact if exact else loose
-        run_models.append(chosen[0] if len(set(chosen)) == 1 else r["model"])
-    ref["run_model"] = run_models
-    return ref
+
+def _one_model_per_size(df: pd.DataFrame, experiment: str) -> dict[float, str]:
+    """size -> the model name of the experiment's runs; two models of one size are an error."""
+    models: dict[float, str] = {}
+    for (size, model), _ in df.groupby(["size", "model"], sort=True):
+        key = _size_key(size)
+        if key in models and models[key] != model:
+            raise ValueError(
+                f"experiment {experiment!r} has runs of two models of size {size:g} "
+                f"({models[key]!r} and {model!r}); the paper comparison pairs paper rows with "
+                "runs by (experiment, size, sparsity, metric), so an experiment may hold only "
+                "one model per size: put the other model in an experiment of its own"
+            )
+        models[key] = model
+    return models
 
 
 def comparison_table(runs: pd.DataFrame, experiment: str, compare_with_paper: bool,
-                     reference: pd.DataFrame | None = None, decimals: int = 2):
+                     reference: pd.DataFrame | None = None, decimals: int = 2,
+                     planned: Iterable | None = None,
+                     metric_aliases: Mapping[str, str] | None = None):
     """``(numeric, display)`` comparison of one experiment, one row per (configuration, metric).
 
     With ``compare_with_paper``: columns model, size, sparsity, metric, nnz_millions,
-    paper_nnz_millions, paper, reproduced, reproduced_std, n_seeds, difference
-    (reproduced - paper, in the metric's unit; not direction-signed), confidence, note. Paper rows
-    with no reproduction appear with an empty ``reproduced``; reproduced rows with no paper row with
-    an empty ``paper``. Without it (scaled-down presets): the same minus every paper column.
+    paper_model, paper_metric, paper_nnz_millions, paper, reproduced, reproduced_std, n_seeds,
+    difference (reproduced - paper, in the metric's unit; not direction-signed), confidence,
+    note, coverage (see the module docstring). Paper rows with no reproduction appear with an
+    empty ``reproduced``; reproduced rows with no paper row with an empty ``paper``.
+    ``planned``: the preset's runs (``gradprune.config.plan_runs``), which tells a paper row
+    that is planned from one that is not. ``metric_aliases``: paper metric -> reproduced metric
+    (default :data:`PAPER_METRIC_ALIASES`). Without ``compare_with_paper`` (scaled-down
+    presets): the reproduced columns only.
     """
     df = runs[runs["experiment"] == experiment]
     if df.empty:
@@ -109,23 +131,15 @@ def comparison_table(runs: pd.DataFrame, experiment: str, compare_with_paper: bo
                          "reproduced_std": r[f"{m}_std"], "n_seeds": r["n_seeds"]})
     rep = pd.DataFrame(long, columns=["model", "size", "sparsity", "metric", "nnz_millions",
                                       "reproduced", "reproduced_std", "n_seeds"])
-    keys = ["model", "size", "sparsity", "metric"]
     if compare_with_paper:
-        ref = reference if reference is not None else load_reference()
-        ref = ref[ref["experiment"] == experiment]
-        ref = map_reference_models(ref, df)
-        ref = ref.rename(columns={"value": "paper", "nnz_millions": "paper_nnz_millions"})
-        ref = ref.drop(columns=["model"]).rename(columns={"run_model": "model"})
-        ref = ref[keys + ["paper_nnz_millions", "paper", "confidence", "note"]]
-        rep["sparsity"] = rep["sparsity"].round(4)
-        ref = ref.assign(sparsity=ref["sparsity"].round(4))
-        table = rep.merge(ref, on=keys, how="outer")
-        table["difference"] = table["reproduced"] - table["paper"]
-        cols = keys[:3] + ["metric", "nnz_millions", "paper_nnz_millions", "paper", "reproduced",
-                           "reproduced_std", "n_seeds", "difference", "confidence", "note"]
+        table = _with_paper(rep, df, experiment, reference, planned, metric_aliases)
+        cols = ["model", "size", "sparsity", "metric", "nnz_millions", "paper_model",
+                "paper_metric", "paper_nnz_millions", "paper", "reproduced", "reproduced_std",
+                "n_seeds", "difference", "confidence", "note", "coverage"]
     else:
         table = rep
-        cols = keys[:3] + ["metric", "nnz_millions", "reproduced", "reproduced_std", "n_seeds"]
+        cols = ["model", "size", "sparsity", "metric", "nnz_millions", "reproduced",
+                "reproduced_std", "n_seeds"]
     order = {m: i for i, m in enumerate(dict.fromkeys(metrics + list(table["metric"])))}
     table = table.assign(_m=table["metric"].map(order)).sort_values(
         ["size", "model", "sparsity", "_m"], ascending=[False, True, True, True],
@@ -149,4 +163,50 @@ def comparison_table(runs: pd.DataFrame, experiment: str, compare_with_paper: bo
     if compare_with_paper:
         display["Difference"] = table["difference"].map(lambda x: fmt_signed(x, decimals))
         display["Confidence"] = table["confidence"].fillna("–")
+        display["Coverage"] = table["coverage"]
     return table, display
+
+
+def _with_paper(rep: pd.DataFrame, runs: pd.DataFrame, experiment: str,
+                reference: pd.DataFrame | None, planned: Iterable | None,
+                metric_aliases: Mapping[str, str] | None) -> pd.DataFrame:
+    """``rep`` outer-joined with the experiment's paper rows on (size, sparsity, metric)."""
+    aliases = PAPER_METRIC_ALIASES if metric_aliases is None else metric_aliases
+    models = _one_model_per_size(runs, experiment)
+    ref = reference if reference is not None else load_reference()
+    ref = ref[ref["experiment"] == experiment]
+    ref = pd.DataFrame({
+        "size": ref["size"].map(_size_key),
+        "sparsity": ref["sparsity"].round(_SPARSITY_DECIMALS),
+        "metric": ref["metric"].map(lambda m: aliases.get(m, m)),
+        "paper_model": ref["model"], "paper_metric": ref["metric"],
+        "paper_nnz_millions": ref["nnz_millions"], "paper": ref["value"],
+        "confidence": ref["confidence"], "note": ref["note"],
+    })
+    keys = ["size", "sparsity", "metric"]
+    dup = ref[ref.duplicated(keys, keep=False)]
+    if len(dup):
+        raise ValueError(f"the reference holds two rows of {experiment!r} with the same "
+                         f"(size, sparsity, metric): {dup[keys].to_dict('records')}")
+    rep = rep.assign(size=rep["size"].map(_size_key),
+                     sparsity=rep["sparsity"].round(_SPARSITY_DECIMALS))
+    table = rep.merge(ref, on=keys, how="outer", indicator=True)
+    table["difference"] = table["reproduced"] - table["paper"]
+    # Paper rows without a run take the experiment's model name (one model per experiment).
+    only_model = next(iter(models.values())) if len(set(models.values())) == 1 else None
+    table["model"] = [m if isinstance(m, str) else models.get(s, only_model or pm)
+                      for m, s, pm in zip(table["model"], table["size"], table["paper_model"])]
+    plan = planned_rows(planned) if planned is not None else None
+
+    def coverage(row) -> str:
+        if row["_merge"] == "left_only":
+            return "not in paper"
+        if row["_merge"] == "both" and pd.notna(row["reproduced"]):
+            return "reproduced"
+        if plan is None:
+            return "no result"
+        key = (experiment, row["size"], row["sparsity"])
+        return "planned, no result" if key in plan else "not planned"
+
+    table["coverage"] = table.apply(coverage, axis=1) if len(table) else []
+    return table.drop(columns="_merge")

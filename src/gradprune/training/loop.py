@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from tqdm import tqdm
 from gradprune.counting import masks_sparsity
 from gradprune.pruning import GradualPruner
 from gradprune.training.checkpoint import load_checkpoint, save_checkpoint
-from gradprune.training.optim import lr_at, set_lr
+from gradprune.training.optim import run_lr, set_lr
 
 
 def seed_everything(seed: int) -> None:
@@ -110,14 +111,15 @@ def train_steps(
     checkpoint_path: Path | None = None,
     desc: str = "train",
     stop_after: int | None = None,
+    lr_of: Callable[[int], float] | None = None,
 ) -> None:
     """Train from ``state.step`` up to ``end_step`` (exclusive).
 
     ``stop_after``: stop (after checkpointing) once this many steps were taken in this call; used
-    by tests to simulate preemption.
+    by tests to simulate preemption. ``lr_of``: step -> learning rate (default: the schedule of
+    ``train_cfg``; :func:`gradprune.training.optim.run_lr`).
     """
-    total = train_cfg["total_steps"]
-    opt_cfg, sched = train_cfg["optimizer"], train_cfg.get("lr_schedule", {"name": "constant"})
+    lr_of = lr_of or run_lr(train_cfg)
     clip = train_cfg.get("grad_clip_norm")
     log_every, eval_every = train_cfg.get("log_every", 20), train_cfg.get("eval_every", 500)
     ckpt_every = train_cfg.get("checkpoint_every", 500)
@@ -130,7 +132,7 @@ def train_steps(
     logs = state.logs
     while state.step < end_step:
         step = state.step
-        lr = lr_at(step, opt_cfg["lr"], sched, total)
+        lr = lr_of(step)
         set_lr(state.optimizer, lr)
         loss = task.train_loss(forward, step)
         state.optimizer.zero_grad(set_to_none=True)

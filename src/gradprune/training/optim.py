@@ -7,6 +7,7 @@ resumed from a checkpoint follows exactly the same schedule, and reports can red
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -56,6 +57,29 @@ def lr_at(step: int, base_lr: float, sched: dict, total_steps: int) -> float:
         k = math.floor(k) + 1 if name == "step" else k
         return max(min_lr, base_lr * decay**k)
     raise ValueError(f"unknown lr schedule {name!r}; choose constant, cosine, step or exponential")
+
+
+def run_lr(train_cfg: dict, continuation: dict | None = None,
+           t0: int = 0) -> Callable[[int], float]:
+    """The learning rate of each optimizer step of a run: ``step -> lr``.
+
+    ``continuation`` (``pruning.continuation_lr``, given for the runs that continue the dense
+    checkpoint from step ``t0``: every sparsity and the dense row) changes the schedule after
+    t0: the initial rate is multiplied by ``scale``, and with ``restart`` the schedule starts
+    again at t0 and spans the remaining ``total_steps - t0`` steps (warmup and decay steps count
+    from t0). Zhu & Gupta prune MobileNet this way: the dense model's schedule with a 10x
+    smaller initial rate (``{scale: 0.1, restart: true}``). ``min_lr`` stays a floor, unscaled.
+    Without ``continuation`` the rate is :func:`lr_at` of the step, as for every other run.
+    """
+    opt, total = train_cfg["optimizer"], train_cfg["total_steps"]
+    sched = train_cfg.get("lr_schedule", {"name": "constant"})
+    base = opt["lr"]
+    if not continuation:
+        return lambda step: lr_at(step, base, sched, total)
+    scaled = base * continuation.get("scale", 1.0)
+    if continuation.get("restart", False):
+        return lambda step: lr_at(step - t0, scaled, sched, total - t0)
+    return lambda step: lr_at(step, scaled, sched, total)
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:

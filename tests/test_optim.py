@@ -1,0 +1,115 @@
+"""Learning-rate schedules, and pruning.continuation_lr: the lr of the runs that continue the
+dense checkpoint (MobileNet of the paper: the dense schedule again, 10x smaller)."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import load_file
+from tests.fixtures.data_formats import write_fashion_mnist
+from tests.workflow_helpers import load_preset
+
+from gradprune import runner
+from gradprune.config import ConfigError, resolve_run, run_settings, validate_config
+from gradprune.tasks.vision import prepare_fashion_mnist
+from gradprune.training.optim import lr_at, run_lr
+
+STEP = {"total_steps": 100, "optimizer": {"name": "sgd", "lr": 1.0},
+        "lr_schedule": {"name": "step", "decay": 0.5, "decay_start": 10, "decay_every": 10}}
+
+
+def test_without_continuation_the_schedule_is_lr_at():
+    lr = run_lr(STEP)
+    assert [lr(s) for s in range(100)] == [lr_at(s, 1.0, STEP["lr_schedule"], 100) for s in range(100)]
+    assert lr(9) == 1.0 and lr(10) == 0.5 and lr(99) == 0.5**9
+
+
+def test_continuation_scales_the_initial_rate():
+    lr = run_lr(STEP, {"scale": 0.1, "restart": False}, t0=40)
+    assert lr(40) == pytest.approx(0.1 * 0.5**4) and lr(99) == pytest.approx(0.1 * 0.5**9)
+
+
+def test_continuation_restarts_the_schedule_at_t0():
+    lr = run_lr(STEP, {"scale": 0.1, "restart": True}, t0=40)
+    assert lr(40) == pytest.approx(0.1) and lr(49) == pytest.approx(0.1)
+    assert lr(50) == pytest.approx(0.05) and lr(99) == pytest.approx(0.1 * 0.5**5)
+    # a cosine schedule restarted at t0 spans the remaining steps: half way at t0 + 30 of 60
+    cos = {**STEP, "lr_schedule": {"name": "cosine"}}
+    lr = run_lr(cos, {"scale": 0.1, "restart": True}, t0=40)
+    assert lr(40) == pytest.approx(0.1) and lr(70) == pytest.approx(0.05)
+    assert lr(100) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_continuation_needs_the_dense_checkpoint():
+    config = load_preset("test")
+    pr = config["experiments"]["mobilenet-fmnist"]["pruning"]
+    pr.update(continuation_lr={"scale": 0.1}, from_dense_checkpoint=False)
+    with pytest.raises(ConfigError, match="continuation_lr.*from_dense_checkpoint is false"):
+        validate_config(config)
+
+
+def test_paper_mobilenet_prunes_at_a_tenth_of_the_dense_schedule():
+    config = validate_config(load_preset("paper"))
+    exp = config["experiments"]["mobilenet-imagenet"]
+    t0, total = exp["pruning"]["begin_step"], exp["train"]["total_steps"]
+    base = exp["train"]["optimizer"]["lr"]
+    sched = exp["train"]["lr_schedule"]
+
+    def lr_of(size, sparsity):  # the schedule a job of that run receives
+        run = resolve_run(config, "mobilenet-imagenet", "mobilenet_v1", size, sparsity, 0)
+        return runner.lr_schedule_of(run_settings(config, run)["experiment"], run)
+
+    pruned, dense, small = lr_of("1.0", "0.9"), lr_of("1.0", "0.0"), lr_of("0.5", "0.0")
+    # the dense model is fully trained before pruning starts: its schedule has decayed by t0
+    assert lr_at(t0 - 1, base, sched, total) < base / 10
+    for step in (t0, t0 + sched["decay_start"], total - 1):
+        expected = lr_at(step - t0, base / 10, sched, total - t0)
+        assert pruned(step) == pytest.approx(expected) and dense(step) == pruned(step)
+        assert small(step) == lr_at(step, base, sched, total)  # small-dense: the plain schedule
+
+
+@pytest.fixture(scope="module")
+def fmnist(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("continuation")
+    write_fashion_mnist(tmp / "raw", n_train=96, n_test=32)
+    prepared = tmp / "data.safetensors"
+    prepare_fashion_mnist(tmp / "raw", prepared)
+    config = load_preset("test")
+    exp = config["experiments"]["mobilenet-fmnist"]
+    exp["train"].update(total_steps=8, log_every=1, eval_every=100, train_subset=96)
+    exp["pruning"].update(begin_step=3, frequency=1, n_updates=2)
+    t0 = tmp / "t0.pt"
+    config = validate_config(config)
+    run = resolve_run(config, "mobilenet-fmnist", "mobilenet_v1", "1.0", "0.5", 0)
+    runner.pretrain(run_settings(config, run), run, {"prepared": prepared}, t0, tmp / "pretrain")
+    return tmp, config, prepared, t0
+
+
+def _continue(fmnist, name, continuation):
+    tmp, config, prepared, t0 = fmnist
+    config = copy.deepcopy(config)
+    if continuation is not None:
+        config["experiments"]["mobilenet-fmnist"]["pruning"]["continuation_lr"] = continuation
+    config = validate_config(config)
+    run = resolve_run(config, "mobilenet-fmnist", "mobilenet_v1", "1.0", "0.5", 0)
+    runner.train(run_settings(config, run), run, {"prepared": prepared}, tmp / name, t0)
+    return pd.read_csv(tmp / name / "train_log.csv"), load_file(tmp / name / "model.safetensors")
+
+
+def test_continued_runs_follow_the_restarted_scaled_schedule(fmnist):
+    torch.set_num_threads(1)
+    plain_log, plain = _continue(fmnist, "plain", None)
+    identity_log, identity = _continue(fmnist, "identity", {})  # defaults: scale 1, no restart
+    assert plain_log["lr"].tolist() == identity_log["lr"].tolist()
+    assert all(torch.equal(plain[k], identity[k]) for k in plain)  # bitwise the same run
+    log, _ = _continue(fmnist, "restarted", {"scale": 0.1, "restart": True})
+    lr = dict(zip(log["step"], log["lr"]))
+    # cosine over the 5 steps after t0 = 3, from 0.05 / 10
+    assert lr[3] == pytest.approx(0.005)
+    assert lr[5] == pytest.approx(0.0025 * (1 + math.cos(math.pi * 2 / 5)))
+    assert dict(zip(plain_log["step"], plain_log["lr"]))[3] == pytest.approx(
+        0.025 * (1 + math.cos(math.pi * 3 / 8)))
