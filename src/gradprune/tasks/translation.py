@@ -8,6 +8,10 @@ of (seed, epoch)) is cut into chunks of ``BUCKET_BATCHES`` batches, each chunk i
 and cut into batches, and the batch order of the epoch is shuffled with the same generator. So the
 batch of step t is a pure function of (seed, t) and resumed runs see the same batches.
 
+Loss: :meth:`gradprune.models.gnmt.GNMT.loss` in the form ``translation.loss`` (TF NMT's sum over
+each sentence's tokens averaged over sentences, or the per-token mean); label smoothing is
+``train.label_smoothing``. The training log's ``loss`` is in that form.
+
 Evaluation: ``split="test"`` decodes every configured test set (beam search with the GNMT length
 penalty, or greedy), detokenizes with sentencepiece and scores with sacrebleu against the raw
 references; the headline metrics are those of the first test set, the others and the sacrebleu
@@ -142,7 +146,7 @@ class TranslationTask(Task):
 
     def train_loss(self, model, step):
         src, src_len, tgt_in, tgt_out = self.batch(step)
-        return model.loss(src, src_len, tgt_in, tgt_out, self.label_smoothing)
+        return model.loss(src, src_len, tgt_in, tgt_out, self.label_smoothing, form=self.cfg["loss"])
 
     # -- evaluation --------------------------------------------------------------------------
     def _sources(self, key: str) -> Ragged:
