@@ -67,11 +67,51 @@ def test_length_penalty_is_gnmt():
 
 def test_bleu_of_references_against_themselves_is_100():
     refs = ["Ein Mann fährt Fahrrad.", "Zwei Hunde spielen im Schnee, nicht wahr?", "Hallo!"]
-    s = score_corpus(refs, refs)
+    s = score_corpus(refs, refs, "de")
     assert s["bleu"] == pytest.approx(100.0)
+    assert s["bleu_tok"] == pytest.approx(100.0)
     assert s["chrf"] == pytest.approx(100.0)
     assert "tok:13a" in s["bleu_signature"] and "version:" in s["bleu_signature"]
-    assert score_corpus(["völlig anders"], ["Ein Mann fährt Fahrrad."])["bleu"] < 10
+    assert score_corpus(["völlig anders"], ["Ein Mann fährt Fahrrad."], "de")["bleu"] < 10
+
+
+def test_detokenized_and_tokenized_bleu_worked_out_by_hand():
+    """Two sentences; every n-gram order has matches, so sacreBLEU's default smoothing does not
+    act and both scores are BP * (p1 p2 p3 p4) ** (1/4).
+
+    sacreBLEU 13a keeps "doesn't" / "It's" whole and splits the final period:
+      hyp 1  The cat doesn't sit on a mat .    (8)   ref 1  The cat doesn't sit on the mat . (8)
+      hyp 2  It's raining .                    (3)   ref 2  It's raining today .             (4)
+      1-grams 7/8 + 3/3 = 10/11 (only "a" misses); 2-grams 5/7 + 1/2 = 6/9 ("on a", "a mat",
+      "raining ." miss); 3-grams 3/6 + 0/1 = 3/7; 4-grams 2/5 + 0/0 = 2/5 (hyp 2 has none).
+      BP = exp(1 - 12/11); product 10/11 * 6/9 * 3/7 * 2/5 = 8/77.
+    Moses (tokenizer.perl -l en) splits "doesn't" into "doesn &apos;t" and "It's" into
+    "It &apos;s":
+      hyp 1  The cat doesn &apos;t sit on a mat .  (9)   hyp 2  It &apos;s raining .  (4)
+      ref lengths 9 and 5; 1-grams 8/9 + 4/4 = 12/13; 2-grams 6/8 + 2/3 = 8/11; 3-grams
+      4/7 + 1/2 = 5/9; 4-grams 3/6 + 0/1 = 3/7. BP = exp(1 - 14/13); product 160/1001.
+    """
+    import math
+
+    hyps = ["The cat doesn't sit on a mat.", "It's raining."]
+    refs = ["The cat doesn't sit on the mat.", "It's raining today."]
+    s = score_corpus(hyps, refs, "en")
+    assert s["bleu"] == pytest.approx(100 * math.exp(1 - 12 / 11) * (8 / 77) ** 0.25)  # 51.84
+    assert s["bleu_tok"] == pytest.approx(100 * math.exp(1 - 14 / 13) * (160 / 1001) ** 0.25)  # 58.55
+    assert s["bleu_tok_signature"].startswith("nrefs:1|case:mixed|eff:no|tok:none|smooth:none|")
+    assert s["bleu_tok_signature"].endswith("|pretok:moses-en+sacremoses.0.2.0")
+    # No smoothing, as TF NMT's compute_bleu: an order with no match (here 4-grams) gives 0;
+    # sacreBLEU's default (exp smoothing) does not.
+    unmatched = score_corpus(["It's raining hard today."], ["It's raining today."], "en")
+    assert unmatched["bleu_tok"] == 0.0 and unmatched["bleu"] > 0.0
+
+
+def test_moses_tokenization_follows_the_target_language():
+    from gradprune.translation.scoring import moses_tokenize
+
+    assert moses_tokenize("It's raining.", "en") == "It &apos;s raining ."
+    assert moses_tokenize("Geht's dir gut?", "de") == "Geht &apos; s dir gut ?"
+    assert moses_tokenize('Ein "Test" & mehr', "de") == "Ein &quot; Test &quot; &amp; mehr"
 
 
 def test_pack_unpack_roundtrip():

@@ -62,11 +62,13 @@ def test_tiny_translation_workflow(tmp_path):
     for target in targets[:-1]:
         m = json.loads((tmp_path / target).read_text())
         assert m["family"] == "translation" and m["task_metric"] == "bleu"
-        assert set(m["metrics"]) == {"bleu", "chrf"}
+        assert set(m["metrics"]) == {"bleu", "bleu_tok", "chrf"}
         assert 0.0 <= m["metrics"]["bleu"] <= 100.0
         scoring = m["scoring"]
         assert scoring["test_set"] == "test_2016_flickr"
         assert scoring["bleu_signature"].startswith("nrefs:1|case:mixed")
+        assert scoring["paper_metric"] == "bleu_tok"
+        assert scoring["bleu_tok_signature"].endswith("pretok:moses-de+sacremoses.0.2.0")
         assert "chrf_signature" in scoring and scoring["test_sets"]["test_2016_flickr"]["sentences"] == 16
     sparse = json.loads((tmp_path / targets[1]).read_text())
     dense = json.loads((tmp_path / targets[0]).read_text())

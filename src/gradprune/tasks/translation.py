@@ -13,9 +13,11 @@ each sentence's tokens averaged over sentences, or the per-token mean); label sm
 ``train.label_smoothing``. The training log's ``loss`` is in that form.
 
 Evaluation: ``split="test"`` decodes every configured test set (beam search with the GNMT length
-penalty, or greedy), detokenizes with sentencepiece and scores with sacrebleu against the raw
-references; the headline metrics are those of the first test set, the others and the sacrebleu
-signatures are in :attr:`last_eval_info` (written to ``metrics.json`` under ``scoring``).
+penalty, or greedy), detokenizes with sentencepiece and scores against the raw references
+(:func:`gradprune.translation.scoring.score_corpus`: ``bleu``, sacreBLEU on detokenized text, the
+primary score; ``bleu_tok``, Moses-tokenized BLEU as TF NMT and the paper; ``chrf``); the headline
+metrics are those of the first test set; the other test sets, the signatures and which BLEU the
+paper comparison uses are in :attr:`last_eval_info` (written to ``metrics.json`` under ``scoring``).
 ``split="valid"`` (training curves) decodes the first ``curve_examples`` validation sentences
 greedily.
 """
@@ -32,7 +34,7 @@ from gradprune.models import build_model
 from gradprune.tasks.base import Task, epoch_permutation
 from gradprune.translation.data import BOS, EOS, PAD, load_sentencepiece, resolve_tests, settings
 from gradprune.translation.decode import beam_search, greedy_decode
-from gradprune.translation.scoring import score_corpus
+from gradprune.translation.scoring import PAPER_BLEU_NOTE, score_corpus
 
 BUCKET_BATCHES = 32
 
@@ -68,7 +70,7 @@ class Ragged:
 
 
 class TranslationTask(Task):
-    metric_names = ("bleu", "chrf")
+    metric_names = ("bleu", "bleu_tok", "chrf")
     curve_metric = "bleu"
 
     def __init__(self, experiment, data_files, device, seed):
@@ -182,8 +184,8 @@ class TranslationTask(Task):
             n = self.cfg["curve_examples"] if limit is None else min(limit, self.cfg["curve_examples"])
             refs = self.text["valid"]["ref"][:n]
             hyps = self.translate(model, self._sources("valid"), n, greedy=True)
-            scores = score_corpus(hyps, refs)
-            return {"bleu": scores["bleu"], "chrf": scores["chrf"]}
+            scores = score_corpus(hyps, refs, self.cfg["target_lang"])
+            return {m: scores[m] for m in self.metric_names}
         if split != "test":
             raise ValueError(f"unknown split {split!r}")
         greedy = self.cfg["decode"] == "greedy"
@@ -194,18 +196,20 @@ class TranslationTask(Task):
             if test_limit is not None:
                 n = min(n, test_limit)
             hyps = self.translate(model, self._sources(f"test.{name}"), n, greedy)
-            scores = score_corpus(hyps, self.text["tests"][name]["ref"][:n])
+            scores = score_corpus(hyps, self.text["tests"][name]["ref"][:n], self.cfg["target_lang"])
             results[name] = {**scores, "sentences": n, "examples": [
                 {"src": s, "ref": r, "hyp": h} for s, r, h in
                 zip(self.text["tests"][name]["src"][:3], self.text["tests"][name]["ref"][:3], hyps[:3])]}
         headline = self.test_sets[0]
         self.last_eval_info = {
             "test_set": headline,
-            "bleu_signature": results[headline]["bleu_signature"],
-            "chrf_signature": results[headline]["chrf_signature"],
+            **{f"{m}_signature": results[headline][f"{m}_signature"] for m in self.metric_names},
+            "paper_metric": "bleu_tok",
+            "paper_metric_note": PAPER_BLEU_NOTE,
             "decode": {k: self.cfg[k] for k in ("decode", "beam_size", "length_penalty", "max_decode_len")},
             "detokenized": "sentencepiece decode; references are the raw test-set text",
+            "loss": self.cfg["loss"],
             "vocab_size": self.vocab_size,
             "test_sets": results,
         }
-        return {"bleu": results[headline]["bleu"], "chrf": results[headline]["chrf"]}
+        return {m: results[headline][m] for m in self.metric_names}
