@@ -160,7 +160,7 @@ def test_one_sgd_step_under_the_paper_loss_is_tf_nmts_summed_per_sentence_step(l
     from gradprune.translation.data import settings
 
     paper = load_preset("paper")["experiments"]
-    forms = {settings(paper[name])["loss"] for name in ("gnmt-wmt16-ende",)}
+    forms = {settings(paper[name])["loss"] for name in ("gnmt-wmt16-ende", "gnmt-wmt16-deen")}
     assert forms == {"sum_per_sentence"}
     (form,) = forms
     batch = _batch_with_padding()
