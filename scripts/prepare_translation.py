@@ -11,7 +11,7 @@ with logged_to(sm.log[0]):
     s = sm.params.settings
     prepare(
         sm.params.raw_root, Path(sm.output.prepared).parent, sm.wildcards.dataset, s["test_sets"],
-        s["vocab_size"], src=s["source_lang"], tgt=s["target_lang"], model_type=s["spm_model_type"],
+        s["vocab_size"], model_type=s["spm_model_type"],
         input_sentence_size=s["spm_input_sentence_size"], threads=sm.threads,
         outputs={"spm": sm.output.spm, "prepared": sm.output.prepared, "text": sm.output.text},
     )

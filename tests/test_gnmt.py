@@ -112,3 +112,92 @@ def test_forget_gate_bias_starts_at_one_as_tf_basic_lstm_cell():
         assert forget.min() >= 0.9 and forget.max() <= 1.1, name
         assert others.abs().max() <= 0.1, name
     assert torch.equal(m.decoder.attention.b, torch.zeros(8))
+
+
+def _batch_with_padding(vocab=30, pad=0):
+    """Source/target batch of 3 sentences whose targets have 6, 3 and 1 tokens (+ EOS)."""
+    torch.manual_seed(1)
+    src = torch.randint(4, vocab, (3, 5))
+    src_len = torch.tensor([5, 4, 2])
+    tgt_len = torch.tensor([7, 4, 2])  # decoder steps: BOS + tokens in, tokens + EOS out
+    tgt_in = torch.randint(4, vocab, (3, 7))
+    tgt_out = torch.randint(4, vocab, (3, 7))
+    for i in range(3):
+        src[i, src_len[i]:] = pad
+        tgt_in[i, tgt_len[i]:] = pad
+        tgt_out[i, tgt_len[i]:] = pad
+    return src, src_len, tgt_in, tgt_out
+
+
+def _token_losses(model, batch, label_smoothing):
+    """Per-token cross entropy (B, T) written out: (1 - e) * NLL + e * mean over the vocabulary
+    of -log p (PyTorch's and TF's label smoothing), zero on padding."""
+    src, src_len, tgt_in, tgt_out = batch
+    logp = torch.log_softmax(model(src, src_len, tgt_in), dim=-1)
+    nll = -logp.gather(2, tgt_out.unsqueeze(-1)).squeeze(-1)
+    smooth = -logp.mean(dim=-1)
+    per_token = (1 - label_smoothing) * nll + label_smoothing * smooth
+    return per_token * (tgt_out != model.pad_id)
+
+
+def _sgd_step(model, loss_fn, lr=1.0):
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    opt.zero_grad()
+    loss_fn(model).backward()
+    opt.step()
+    return {n: p.detach().clone() for n, p in model.named_parameters()}
+
+
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.1])
+def test_one_sgd_step_under_the_paper_loss_is_tf_nmts_summed_per_sentence_step(label_smoothing):
+    """TF NMT (nmt/model.py _compute_loss): reduce_sum(crossent * target_weights) / batch_size.
+    With the paper's SGD lr 1.0 a per-token mean would step about (mean target length) times
+    shorter; here targets of 7, 4 and 2 tokens make the two steps differ by 13 / 3."""
+    import copy
+
+    from tests.workflow_helpers import load_preset
+
+    from gradprune.translation.data import settings
+
+    paper = load_preset("paper")["experiments"]
+    forms = {settings(paper[name])["loss"] for name in ("gnmt-wmt16-ende", "gnmt-wmt16-deen")}
+    assert forms == {"sum_per_sentence"}
+    (form,) = forms
+    batch = _batch_with_padding()
+    base = gnmt(8, vocab_size=30, num_layers=3, dropout=0.0)
+    by_model = _sgd_step(copy.deepcopy(base), lambda m: m.loss(*batch, label_smoothing, form=form))
+    by_hand = _sgd_step(copy.deepcopy(base),
+                        lambda m: _token_losses(m, batch, label_smoothing).sum(dim=1).mean())
+    for name, p in by_hand.items():
+        torch.testing.assert_close(by_model[name], p, rtol=1e-5, atol=1e-6, msg=name)
+    # The per-token mean steps 13 / 3 times shorter: what the preset trained before.
+    per_token = _sgd_step(copy.deepcopy(base), lambda m: m.loss(*batch, label_smoothing,
+                                                                form="mean_per_token"))
+    start = {n: p.detach() for n, p in base.named_parameters()}
+    name = "decoder.projection.weight"
+    ratio = (by_hand[name] - start[name]).norm() / (per_token[name] - start[name]).norm()
+    assert float(ratio) == pytest.approx(13 / 3, rel=1e-4)
+
+
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.1])
+def test_the_mini_preset_keeps_the_per_token_mean_loss(label_smoothing):
+    import torch.nn.functional as F
+    from tests.workflow_helpers import load_preset
+
+    from gradprune.translation.data import settings
+
+    form = settings(load_preset("mini")["experiments"]["gnmt-multi30k"])["loss"]
+    assert form == "mean_per_token"
+    batch = _batch_with_padding()
+    m = gnmt(8, vocab_size=30, num_layers=2, dropout=0.0)
+    loss = m.loss(*batch, label_smoothing, form=form)
+    # bitwise the formula the mini trained with so far
+    src, src_len, tgt_in, tgt_out = batch
+    logits = m(src, src_len, tgt_in)
+    old = F.cross_entropy(logits.reshape(-1, 30), tgt_out.reshape(-1), ignore_index=0,
+                          label_smoothing=label_smoothing)
+    assert torch.equal(loss, old)
+    per_token = _token_losses(m, batch, label_smoothing)
+    torch.testing.assert_close(loss, per_token.sum() / 13)
+    with pytest.raises(ValueError, match="unknown GNMT loss 'mean'"):
+        m.loss(*batch, form="mean")

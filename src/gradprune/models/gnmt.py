@@ -19,6 +19,9 @@ Architecture (``num_layers`` encoder and decoder layers, ``units`` everywhere):
 - Every parameter initialised uniformly in [-0.1, 0.1] (TF NMT ``init_op: uniform``), except the
   attention's ``g`` (sqrt(1/units)) and ``b`` (0), as TF; the forget gates start with bias +1, as
   TF's ``BasicLSTMCell(forget_bias=1.0)``.
+- Training loss (:meth:`GNMT.loss`): TF NMT's by default, the token losses of each sentence summed
+  and averaged over the batch's sentences (``sum_per_sentence``); ``mean_per_token`` is the
+  per-token mean (config ``translation.loss``).
 
 Source and target embeddings are separate matrices over one shared subword vocabulary.
 
@@ -45,7 +48,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-__all__ = ["GNMT", "PRUNE_INCLUDE", "BahdanauNormAttention", "Encoded", "gnmt"]
+__all__ = ["GNMT", "LOSS_FORMS", "PRUNE_INCLUDE", "BahdanauNormAttention", "Encoded", "gnmt"]
+
+#: training loss forms of :meth:`GNMT.loss` (the schema's ``translation.loss``)
+LOSS_FORMS = ("sum_per_sentence", "mean_per_token")
 
 PRUNE_INCLUDE: tuple[str, ...] = (
     "encoder.embedding.weight",
@@ -221,11 +227,25 @@ class GNMT(nn.Module):
             outputs.append(out)
         return dec.projection(torch.stack(outputs, dim=1))
 
-    def loss(self, src, src_lengths, tgt_in, tgt_out, label_smoothing: float = 0.0) -> torch.Tensor:
-        """Mean cross entropy per target token (padding ignored)."""
+    def loss(self, src, src_lengths, tgt_in, tgt_out, label_smoothing: float = 0.0,
+             form: str = "sum_per_sentence") -> torch.Tensor:
+        """Teacher-forced cross entropy of a batch (padding ignored), in one of :data:`LOSS_FORMS`.
+
+        ``sum_per_sentence`` (TF NMT ``_compute_loss``: ``reduce_sum(crossent * target_weights) /
+        batch_size``): the token losses of each sentence summed, averaged over the sentences; the
+        scale TF NMT's SGD lr 1.0 is tuned for. ``mean_per_token``: the mean over all target
+        tokens of the batch, about (mean target length) times smaller.
+        """
+        if form not in LOSS_FORMS:
+            raise ValueError(f"unknown GNMT loss {form!r}; choose one of {', '.join(LOSS_FORMS)}")
         logits = self(src, src_lengths, tgt_in)
-        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt_out.reshape(-1),
-                               ignore_index=self.pad_id, label_smoothing=label_smoothing)
+        logits, targets = logits.reshape(-1, logits.shape[-1]), tgt_out.reshape(-1)
+        if form == "mean_per_token":
+            return F.cross_entropy(logits, targets, ignore_index=self.pad_id,
+                                   label_smoothing=label_smoothing)
+        total = F.cross_entropy(logits, targets, ignore_index=self.pad_id,
+                                label_smoothing=label_smoothing, reduction="sum")
+        return total / tgt_out.shape[0]
 
 
 def gnmt(size=1024, vocab_size: int = 36548, num_layers: int = 4, dropout: float = 0.2,

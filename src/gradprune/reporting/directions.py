@@ -2,8 +2,12 @@
 
 Look a metric up with :func:`metric_info`; names are matched against the patterns of
 :data:`METRICS` in order (shell-style ``fnmatch``), so ``test_perplexity`` and ``val_perplexity``
-both hit ``*perplexity`` (lower is better) while ``top1``/``top5``/``bleu``/``chrf`` are higher is
-better. An unknown metric raises ``KeyError`` rather than silently guessing a direction.
+both hit ``*perplexity`` (lower is better) while ``top1``/``top5``/``bleu``/``bleu_tok``/``chrf`` are
+higher is better. An unknown metric raises ``KeyError`` rather than silently guessing a direction.
+
+:data:`PAPER_METRICS` names the reproduced metric a paper metric is compared with where the two
+are computed differently (the paper's BLEU is TF NMT's tokenized BLEU, ours ``bleu_tok``);
+:func:`paper_rows_as_reproduced` renames the paper's rows accordingly and says so in their note.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ METRICS: dict[str, MetricInfo] = {
     "top1": MetricInfo(True, "Top-1 accuracy", "%", 0.1),
     "top5": MetricInfo(True, "Top-5 accuracy", "%", 0.1),
     "bleu": MetricInfo(True, "BLEU", "", 0.1),
+    "bleu_tok": MetricInfo(True, "BLEU (Moses-tokenized)", "", 0.1),
     "chrf": MetricInfo(True, "chrF", "", 0.1),
     "*perplexity": MetricInfo(False, "Perplexity", "", 0.5),
     "*loss": MetricInfo(False, "Loss", "", 0.01),
@@ -71,3 +76,23 @@ def signed_gain(value: float, baseline: float, name: str) -> float:
     """``value - baseline`` signed so that a positive result means ``value`` is better."""
     diff = value - baseline
     return diff if higher_is_better(name) else -diff
+
+
+#: paper metric -> (the reproduced metric its rows are compared with, why). Table 4's BLEU is TF
+#: NMT's, on Moses-tokenized text; our primary ``bleu`` is sacreBLEU on detokenized text
+#: (gradprune.translation.scoring).
+PAPER_METRICS: dict[str, tuple[str, str]] = {
+    "bleu": ("bleu_tok", "the paper's BLEU is Moses-tokenized (TF NMT): compared with bleu_tok"),
+}
+
+
+def paper_rows_as_reproduced(ref):
+    """The paper's reference rows (a DataFrame with ``metric`` and ``note``) with each metric of
+    :data:`PAPER_METRICS` renamed to the reproduced metric it is compared with, the reason first
+    in the row's note."""
+    out = ref.copy()
+    for paper, (ours, why) in PAPER_METRICS.items():
+        hit = out["metric"] == paper
+        out.loc[hit, "note"] = [f"{why}; {n}" if n else why for n in out.loc[hit, "note"]]
+        out.loc[hit, "metric"] = ours
+    return out

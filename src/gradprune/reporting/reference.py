@@ -27,6 +27,7 @@ from pathlib import Path
 import pandas as pd
 
 from gradprune.reporting.collect import aggregate_seeds, experiment_metrics
+from gradprune.reporting.directions import paper_rows_as_reproduced
 from gradprune.reporting.formatting import (
     fmt_nnz,
     fmt_signed,
@@ -58,7 +59,7 @@ def load_reference(path: str | Path | None = None) -> pd.DataFrame:
     ref["size"] = ref["size"].astype(float)
     ref["sparsity"] = ref["sparsity"].astype(float).round(6)
     ref["note"] = ref["note"].fillna("")
-    return ref
+    return paper_rows_as_reproduced(ref)  # the paper's bleu rows pair with bleu_tok
 
 
 # Paper metric -> the reproduced metric it is compared with (identity when absent).

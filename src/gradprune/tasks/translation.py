@@ -1,17 +1,25 @@
-"""Translation (GNMT, Table 4): Multi30k at CPU scale, WMT16 En-De at the paper's scale.
+"""Translation (GNMT, Table 4): Multi30k at CPU scale, WMT16 En-De and De-En at the paper's scale.
 
 Data come prepared by the workflow (``gradprune.translation.data.prepare``): sentencepiece ids of
-every split, the sentencepiece model, and the raw sources/references of the evaluation sets.
+both language sides of every split, the sentencepiece model, and the raw text of the evaluation
+sets. The experiment's ``translation.source_lang`` / ``target_lang`` choose the direction: the
+source side of every split is ``source_lang``'s, the references ``target_lang``'s.
 
 Batches: ``batch_size`` sentence pairs, length-bucketed: each epoch's permutation (a pure function
 of (seed, epoch)) is cut into chunks of ``BUCKET_BATCHES`` batches, each chunk is sorted by length
 and cut into batches, and the batch order of the epoch is shuffled with the same generator. So the
 batch of step t is a pure function of (seed, t) and resumed runs see the same batches.
 
+Loss: :meth:`gradprune.models.gnmt.GNMT.loss` in the form ``translation.loss`` (TF NMT's sum over
+each sentence's tokens averaged over sentences, or the per-token mean); label smoothing is
+``train.label_smoothing``. The training log's ``loss`` is in that form.
+
 Evaluation: ``split="test"`` decodes every configured test set (beam search with the GNMT length
-penalty, or greedy), detokenizes with sentencepiece and scores with sacrebleu against the raw
-references; the headline metrics are those of the first test set, the others and the sacrebleu
-signatures are in :attr:`last_eval_info` (written to ``metrics.json`` under ``scoring``).
+penalty, or greedy), detokenizes with sentencepiece and scores against the raw references
+(:func:`gradprune.translation.scoring.score_corpus`: ``bleu``, sacreBLEU on detokenized text, the
+primary score; ``bleu_tok``, Moses-tokenized BLEU as TF NMT and the paper; ``chrf``); the headline
+metrics are those of the first test set; the other test sets, the signatures and which BLEU the
+paper comparison uses are in :attr:`last_eval_info` (written to ``metrics.json`` under ``scoring``).
 ``split="valid"`` (training curves) decodes the first ``curve_examples`` validation sentences
 greedily.
 """
@@ -26,9 +34,17 @@ from torch import nn
 
 from gradprune.models import build_model
 from gradprune.tasks.base import Task, epoch_permutation
-from gradprune.translation.data import BOS, EOS, PAD, load_sentencepiece, resolve_tests, settings
+from gradprune.translation.data import (
+    BOS,
+    EOS,
+    LAYOUT,
+    PAD,
+    load_sentencepiece,
+    resolve_tests,
+    settings,
+)
 from gradprune.translation.decode import beam_search, greedy_decode
-from gradprune.translation.scoring import score_corpus
+from gradprune.translation.scoring import PAPER_BLEU_NOTE, score_corpus
 
 BUCKET_BATCHES = 32
 
@@ -64,7 +80,7 @@ class Ragged:
 
 
 class TranslationTask(Task):
-    metric_names = ("bleu", "chrf")
+    metric_names = ("bleu", "bleu_tok", "chrf")
     curve_metric = "bleu"
 
     def __init__(self, experiment, data_files, device, seed):
@@ -72,10 +88,14 @@ class TranslationTask(Task):
         self.cfg = settings(experiment)
         if self.cfg["curve_examples"] == 0:
             self.curve_metric = ""
+        self.src_lang, self.tgt_lang = self.cfg["source_lang"], self.cfg["target_lang"]
         self.sp = load_sentencepiece(data_files["spm"])
         self.vocab_size = self.sp.get_piece_size()
         with open(data_files["text"], encoding="utf-8") as fh:
             self.text = json.load(fh)
+        if self.text.get("meta", {}).get("layout") != LAYOUT:
+            raise ValueError(f"{data_files['text']} was prepared by an older gradprune (one direction "
+                             f"only); delete its folder and run the prepare step again")
         self.test_sets = resolve_tests(experiment["dataset"], self.cfg["test_sets"])
         missing = [t for t in self.test_sets if t not in self.text["tests"]]
         if missing:
@@ -83,8 +103,7 @@ class TranslationTask(Task):
         with safe_open(str(data_files["prepared"]), framework="pt") as f:
             tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
         self._tensors = tensors
-        src = Ragged(tensors["train.src_ids"], tensors["train.src_offsets"])
-        tgt = Ragged(tensors["train.tgt_ids"], tensors["train.tgt_offsets"])
+        src, tgt = self._side("train", self.src_lang), self._side("train", self.tgt_lang)
         n = len(src)
         subset = experiment["train"].get("train_subset")
         idx = torch.arange(min(n, subset) if subset else n)
@@ -142,11 +161,15 @@ class TranslationTask(Task):
 
     def train_loss(self, model, step):
         src, src_len, tgt_in, tgt_out = self.batch(step)
-        return model.loss(src, src_len, tgt_in, tgt_out, self.label_smoothing)
+        return model.loss(src, src_len, tgt_in, tgt_out, self.label_smoothing, form=self.cfg["loss"])
+
+    def _side(self, key: str, lang: str) -> Ragged:
+        """The ids of language ``lang`` of split ``key`` (``train``, ``valid``, ``test.<name>``)."""
+        return Ragged(self._tensors[f"{key}.{lang}_ids"], self._tensors[f"{key}.{lang}_offsets"])
 
     # -- evaluation --------------------------------------------------------------------------
     def _sources(self, key: str) -> Ragged:
-        return Ragged(self._tensors[f"{key}.src_ids"], self._tensors[f"{key}.src_offsets"])
+        return self._side(key, self.src_lang)
 
     @torch.no_grad()
     def translate(self, model, sources: Ragged, limit: int | None, greedy: bool) -> list[str]:
@@ -176,32 +199,33 @@ class TranslationTask(Task):
     def evaluate(self, model, split="test", limit=None):
         if split == "valid":
             n = self.cfg["curve_examples"] if limit is None else min(limit, self.cfg["curve_examples"])
-            refs = self.text["valid"]["ref"][:n]
+            refs = self.text["valid"][self.tgt_lang][:n]
             hyps = self.translate(model, self._sources("valid"), n, greedy=True)
-            scores = score_corpus(hyps, refs)
-            return {"bleu": scores["bleu"], "chrf": scores["chrf"]}
+            scores = score_corpus(hyps, refs, self.tgt_lang)
+            return {m: scores[m] for m in self.metric_names}
         if split != "test":
             raise ValueError(f"unknown split {split!r}")
         greedy = self.cfg["decode"] == "greedy"
         test_limit = self.cfg["test_limit"] if limit is None else limit
         results = {}
         for name in self.test_sets:
-            n = len(self.text["tests"][name]["ref"])
-            if test_limit is not None:
-                n = min(n, test_limit)
+            sources, refs = (self.text["tests"][name][lang] for lang in (self.src_lang, self.tgt_lang))
+            n = len(refs) if test_limit is None else min(len(refs), test_limit)
             hyps = self.translate(model, self._sources(f"test.{name}"), n, greedy)
-            scores = score_corpus(hyps, self.text["tests"][name]["ref"][:n])
+            scores = score_corpus(hyps, refs[:n], self.tgt_lang)
             results[name] = {**scores, "sentences": n, "examples": [
-                {"src": s, "ref": r, "hyp": h} for s, r, h in
-                zip(self.text["tests"][name]["src"][:3], self.text["tests"][name]["ref"][:3], hyps[:3])]}
+                {"src": s, "ref": r, "hyp": h} for s, r, h in zip(sources[:3], refs[:3], hyps[:3])]}
         headline = self.test_sets[0]
         self.last_eval_info = {
             "test_set": headline,
-            "bleu_signature": results[headline]["bleu_signature"],
-            "chrf_signature": results[headline]["chrf_signature"],
+            "direction": f"{self.src_lang}-{self.tgt_lang}",
+            **{f"{m}_signature": results[headline][f"{m}_signature"] for m in self.metric_names},
+            "paper_metric": "bleu_tok",
+            "paper_metric_note": PAPER_BLEU_NOTE,
             "decode": {k: self.cfg[k] for k in ("decode", "beam_size", "length_penalty", "max_decode_len")},
             "detokenized": "sentencepiece decode; references are the raw test-set text",
+            "loss": self.cfg["loss"],
             "vocab_size": self.vocab_size,
             "test_sets": results,
         }
-        return {"bleu": results[headline]["bleu"], "chrf": results[headline]["chrf"]}
+        return {m: results[headline][m] for m in self.metric_names}

@@ -4,10 +4,20 @@
 BPE model on both sides of the training data, and writes under ``resources/prepared/<dataset>/``:
 
 - ``spm.model``: the sentencepiece model (pad 0, unk 1, bos 2, eos 3);
-- ``data.safetensors``: ragged int32 ids of every split, ``<split>.src_ids`` + ``<split>.src_offsets``
-  (and ``.tgt_*`` for ``train``); evaluation splits are ``valid`` and ``test.<name>``;
-- ``text.json``: raw source and reference sentences of the evaluation splits (BLEU is computed on
+- ``data.safetensors``: ragged int32 ids of both language sides of every split,
+  ``<split>.<lang>_ids`` + ``<split>.<lang>_offsets`` for ``lang`` in :data:`LANGS`; evaluation
+  splits are ``valid`` and ``test.<name>``;
+- ``text.json``: the raw sentences of both sides of the evaluation splits (BLEU is computed on
   detokenized output against these raw references), the test-set order and the settings used.
+
+The prepared data hold no direction: an experiment's ``translation.source_lang`` /
+``target_lang`` choose which side is the source when the task reads them, so En->De and De->En
+share one prepare step (one subword model, as TF NMT's ``wmt16_en_de.sh`` serves both directions).
+Every evaluation set is one set of aligned sentences serving both directions: newstest2013 is
+plain parallel text; newstest2015 is read from its de-en files (``src.de``, ``ref.en``) whatever
+the direction, as ``wmt16_en_de.sh`` does; newstest2014 from WMT14's test-full ``src.en`` and
+``ref.de``, whose text equals that of ``ref.en`` and ``src.de`` (all 3,003 segments, checked on
+the published files); IWSLT17 pairs the source sides of its two archives.
 
 Datasets: ``multi30k`` (task 1, train / val / test_2016_flickr ...) and ``wmt16`` (Europarl v7,
 Common Crawl, News Commentary v11; newstest2013 dev; newstest2014/2015 tests). Extra test sets that
@@ -37,6 +47,10 @@ from gradprune.data.parallel_text import (
 )
 
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
+#: the language sides of every prepared split, in the order the subword model's training reads them
+LANGS = ("en", "de")
+#: version of the prepared layout (1: one direction's src/tgt; 2: both language sides)
+LAYOUT = 2
 DATASETS = ("multi30k", "wmt16")
 MULTI30K_TESTS = tuple(s for s in MULTI30K_SIZES if s.startswith("test_"))
 EXTRA_TESTS = ("iwslt17", "newstest2014")
@@ -53,6 +67,9 @@ def settings(experiment: dict) -> dict:
     props = load_schema()["$defs"]["translation"]["properties"]
     out = {k: copy.deepcopy(v["default"]) for k, v in props.items() if "default" in v}
     out.update(experiment.get("translation") or {})
+    if {out["source_lang"], out["target_lang"]} != set(LANGS):
+        raise ValueError(f"translation.source_lang / target_lang must be one each of {LANGS}, got "
+                         f"{out['source_lang']} -> {out['target_lang']}")
     return out
 
 
@@ -86,14 +103,13 @@ def resolve_tests(dataset: str, test_sets: list[str] | None) -> list[str]:
     return tests
 
 
-def raw_files(dataset: str, test_sets: list[str], src: str = "en", tgt: str = "de") -> list[RawFile]:
-    """Every raw file ``prepare`` reads, in a stable order."""
-    if {src, tgt} != {"en", "de"}:
-        raise ValueError(f"only En<->De is supported, got {src}-{tgt}")
+def raw_files(dataset: str, test_sets: list[str]) -> list[RawFile]:
+    """Every raw file ``prepare`` reads (both language sides), in a stable order."""
+    src, tgt = LANGS
     files: list[RawFile] = []
     if dataset == "multi30k":
         for split in ["train", "val"] + [t for t in test_sets if t in MULTI30K_TESTS]:
-            files += [RawFile("multi30k", f"{split}.{lang}.gz") for lang in (src, tgt)]
+            files += [RawFile("multi30k", f"{split}.{lang}.gz") for lang in LANGS]
     elif dataset == "wmt16":
         files += [RawFile("wmt16", archive) for archive, _ in WMT16_CORPORA.values()]
         files.append(RawFile("wmt16", WMT_DEV_ARCHIVE))  # newstest2013 (valid) and newstest2015
@@ -110,13 +126,14 @@ def raw_files(dataset: str, test_sets: list[str], src: str = "en", tgt: str = "d
 # -- reading raw text ----------------------------------------------------------------------------
 
 
-def load_train(raw_root: Path, dataset: str, src: str, tgt: str) -> list[tuple[str, str]]:
+def load_train(raw_root: Path, dataset: str, src: str = "en", tgt: str = "de") -> list[tuple[str, str]]:
     if dataset == "multi30k":
         return load_multi30k(raw_root / "multi30k", "train", src, tgt)
     return load_wmt16_train(raw_root / "wmt16", src, tgt)
 
 
-def load_eval(raw_root: Path, dataset: str, name: str, src: str, tgt: str) -> list[tuple[str, str]]:
+def load_eval(raw_root: Path, dataset: str, name: str, src: str = "en",
+              tgt: str = "de") -> list[tuple[str, str]]:
     """Pairs of an evaluation set (``val``, ``newstest2013``, a test set)."""
     if name in MULTI30K_SIZES:
         return load_multi30k(raw_root / "multi30k", name, src, tgt)
@@ -175,42 +192,44 @@ def unpack(flat: torch.Tensor, offsets: torch.Tensor) -> list[torch.Tensor]:
 
 
 def prepare(raw_root: str | Path, out_dir: str | Path, dataset: str, test_sets: list[str] | None,
-            vocab_size: int, src: str = "en", tgt: str = "de", model_type: str = "bpe",
-            character_coverage: float = 1.0, input_sentence_size: int = 0, threads: int = 1,
+            vocab_size: int, model_type: str = "bpe", character_coverage: float = 1.0,
+            input_sentence_size: int = 0, threads: int = 1,
             outputs: dict[str, str] | None = None) -> dict:
-    """Train the subword model, encode every split and write the prepared files; returns the meta."""
+    """Train the subword model, encode both sides of every split and write the prepared files
+    (layout in the module docstring); returns the meta."""
     from safetensors.torch import save_file
 
     raw_root, out_dir = Path(raw_root), Path(out_dir)
     tests = resolve_tests(dataset, test_sets)
     outputs = outputs or {"spm": str(out_dir / "spm.model"), "prepared": str(out_dir / "data.safetensors"),
                           "text": str(out_dir / "text.json")}
-    train = [(s, t) for s, t in load_train(raw_root, dataset, src, tgt) if s.strip() and t.strip()]
+    train = [(s, t) for s, t in load_train(raw_root, dataset, *LANGS) if s.strip() and t.strip()]
     print(f"{dataset}: {len(train)} training pairs; training sentencepiece ({model_type}, {vocab_size})")
     model_bytes = train_sentencepiece([s for s, _ in train] + [t for _, t in train], vocab_size,
                                       model_type, character_coverage, input_sentence_size, threads)
     sp = load_sentencepiece(model_bytes)
     tensors: dict[str, torch.Tensor] = {}
 
-    def encode(texts: list[str]) -> list[list[int]]:
-        return sp.encode(texts, num_threads=max(1, threads))
+    def encode_sides(key: str, pairs: list[tuple[str, str]]) -> None:
+        for i, lang in enumerate(LANGS):
+            ids = sp.encode([p[i] for p in pairs], num_threads=max(1, threads))
+            tensors[f"{key}.{lang}_ids"], tensors[f"{key}.{lang}_offsets"] = pack(ids)
 
-    for side, texts in (("src", [s for s, _ in train]), ("tgt", [t for _, t in train])):
-        tensors[f"train.{side}_ids"], tensors[f"train.{side}_offsets"] = pack(encode(texts))
+    encode_sides("train", train)
     text: dict = {"valid": None, "tests": {}, "test_sets": tests}
     evals = [("valid", valid_name(dataset))] + [(f"test.{t}", t) for t in tests]
     for key, name in evals:
-        pairs = load_eval(raw_root, dataset, name, src, tgt)
-        tensors[f"{key}.src_ids"], tensors[f"{key}.src_offsets"] = pack(encode([s for s, _ in pairs]))
-        entry = {"name": name, "src": [s for s, _ in pairs], "ref": [t for _, t in pairs]}
+        pairs = load_eval(raw_root, dataset, name, *LANGS)
+        encode_sides(key, pairs)
+        entry = {"name": name, **{lang: [p[i] for p in pairs] for i, lang in enumerate(LANGS)}}
         if key == "valid":
             text["valid"] = entry
         else:
             text["tests"][name] = entry
         print(f"{name}: {len(pairs)} pairs")
-    meta = {"dataset": dataset, "src": src, "tgt": tgt, "vocab_size": sp.get_piece_size(),
-            "model_type": model_type, "train_pairs": len(train), "pad": PAD, "unk": UNK, "bos": BOS,
-            "eos": EOS}
+    meta = {"dataset": dataset, "layout": LAYOUT, "langs": list(LANGS),
+            "vocab_size": sp.get_piece_size(), "model_type": model_type, "train_pairs": len(train),
+            "pad": PAD, "unk": UNK, "bos": BOS, "eos": EOS}
     text["meta"] = meta
     _atomic_write(Path(outputs["spm"]), model_bytes)
     buf_path = Path(outputs["prepared"])

@@ -5,8 +5,10 @@ from __future__ import annotations
 from gradprune.translation.data import DATASETS, raw_files, resolve_tests, settings
 
 RAW = "resources/data"
-# settings that decide the prepared files; experiments sharing a dataset must agree on them
-_SHARED = ("source_lang", "target_lang", "vocab_size", "spm_model_type", "spm_input_sentence_size")
+# settings that decide the prepared files; experiments sharing a dataset must agree on them. The
+# direction is not one: both language sides are prepared and the task picks its source
+# (gradprune.translation.data), so En->De and De->En experiments share one prepare step.
+_SHARED = ("vocab_size", "spm_model_type", "spm_input_sentence_size")
 
 
 def translation_experiments(config: dict, dataset: str) -> dict[str, dict]:
@@ -38,8 +40,7 @@ def prepare_settings(config: dict, dataset: str) -> dict:
 
 def prepare_inputs(config: dict, dataset: str) -> list[str]:
     s = prepare_settings(config, dataset)
-    return [f"{RAW}/{f.dataset}/{f.file}"
-            for f in raw_files(dataset, s["test_sets"], s["source_lang"], s["target_lang"])]
+    return [f"{RAW}/{f.dataset}/{f.file}" for f in raw_files(dataset, s["test_sets"])]
 
 
 __all__ = ["DATASETS", "prepare_inputs", "prepare_settings",
