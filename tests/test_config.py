@@ -95,6 +95,10 @@ def test_unreadable_config_file_is_reported(tmp_path):
         load_config(bad)
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "missing.yaml")
+    twice = tmp_path / "twice.yaml"
+    twice.write_text("preset: x\nexperiments:\n  a: {family: vision}\n  a: {family: lm}\n")
+    with pytest.raises(ConfigError, match="key 'a' appears twice in one mapping"):
+        compose_config([twice], {}, [MINI])
     scalar = tmp_path / "scalar.yaml"
     scalar.write_text("just a string\n")
     with pytest.raises(ConfigError, match="must hold a mapping"):

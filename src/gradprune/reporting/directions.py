@@ -7,7 +7,8 @@ higher is better. An unknown metric raises ``KeyError`` rather than silently gue
 
 :data:`PAPER_METRICS` names the reproduced metric a paper metric is compared with where the two
 are computed differently (the paper's BLEU is TF NMT's tokenized BLEU, ours ``bleu_tok``);
-:func:`paper_rows_as_reproduced` renames the paper's rows accordingly and says so in their note.
+the comparison with the paper pairs through it (``gradprune.reporting.reference``) and says so
+in each such row's note.
 """
 
 from __future__ import annotations
@@ -84,15 +85,3 @@ def signed_gain(value: float, baseline: float, name: str) -> float:
 PAPER_METRICS: dict[str, tuple[str, str]] = {
     "bleu": ("bleu_tok", "the paper's BLEU is Moses-tokenized (TF NMT): compared with bleu_tok"),
 }
-
-
-def paper_rows_as_reproduced(ref):
-    """The paper's reference rows (a DataFrame with ``metric`` and ``note``) with each metric of
-    :data:`PAPER_METRICS` renamed to the reproduced metric it is compared with, the reason first
-    in the row's note."""
-    out = ref.copy()
-    for paper, (ours, why) in PAPER_METRICS.items():
-        hit = out["metric"] == paper
-        out.loc[hit, "note"] = [f"{why}; {n}" if n else why for n in out.loc[hit, "note"]]
-        out.loc[hit, "metric"] = ours
-    return out

@@ -6,9 +6,10 @@ table and figure carries along.
 
 A paper row and a reproduced configuration are the same row of a table when they agree on
 (experiment, size, sparsity, metric): experiment is an equal string, size is numerically equal,
-sparsity equal to 4 decimals, and the metric equal after :data:`PAPER_METRIC_ALIASES` (a paper
-metric may be compared with a reproduced metric of another name, e.g. a BLEU computed the
-paper's way). The model name is not a key: an experiment trains one model (the schema's
+sparsity equal to 4 decimals, and the metric equal after
+:data:`gradprune.reporting.directions.PAPER_METRICS` (a paper metric is compared with the
+reproduced metric computed the paper's way: the paper's BLEU with ``bleu_tok``; the row's
+``paper_metric`` keeps the paper's name and its note says why). The model name is not a key: an experiment trains one model (the schema's
 ``model``) and its sizes tell its rows apart, while the paper names its models its own way
 (``LSTM-large`` for the ``lstm_lm`` of 1500 units).
 
@@ -27,7 +28,7 @@ from pathlib import Path
 import pandas as pd
 
 from gradprune.reporting.collect import aggregate_seeds, experiment_metrics
-from gradprune.reporting.directions import paper_rows_as_reproduced
+from gradprune.reporting.directions import PAPER_METRICS
 from gradprune.reporting.formatting import (
     fmt_nnz,
     fmt_signed,
@@ -59,11 +60,11 @@ def load_reference(path: str | Path | None = None) -> pd.DataFrame:
     ref["size"] = ref["size"].astype(float)
     ref["sparsity"] = ref["sparsity"].astype(float).round(6)
     ref["note"] = ref["note"].fillna("")
-    return paper_rows_as_reproduced(ref)  # the paper's bleu rows pair with bleu_tok
+    return ref
 
 
 # Paper metric -> the reproduced metric it is compared with (identity when absent).
-PAPER_METRIC_ALIASES: dict[str, str] = {}
+PAPER_METRIC_ALIASES: dict[str, str] = {paper: ours for paper, (ours, _) in PAPER_METRICS.items()}
 COVERAGE = ("reproduced", "planned, no result", "not planned", "no result", "not in paper")
 _SIZE_DECIMALS, _SPARSITY_DECIMALS = 6, 4
 
@@ -182,7 +183,9 @@ def _with_paper(rep: pd.DataFrame, runs: pd.DataFrame, experiment: str,
         "metric": ref["metric"].map(lambda m: aliases.get(m, m)),
         "paper_model": ref["model"], "paper_metric": ref["metric"],
         "paper_nnz_millions": ref["nnz_millions"], "paper": ref["value"],
-        "confidence": ref["confidence"], "note": ref["note"],
+        "confidence": ref["confidence"],
+        "note": [f"{PAPER_METRICS[m][1]}; {n}".rstrip("; ") if m in PAPER_METRICS else n
+                 for m, n in zip(ref["metric"], ref["note"])],
     })
     keys = ["size", "sparsity", "metric"]
     dup = ref[ref.duplicated(keys, keep=False)]
