@@ -98,8 +98,8 @@ def _new_state(settings: dict, run: Run, data_files: dict, with_pruner: bool) ->
     task = build_task(exp, data_files, device, run.seed)
     if ctx.enabled and not task.supports_sharding:
         raise NotImplementedError(
-            f"multi-GPU training is implemented for the vision family; {exp['family']} runs on "
-            "one device: set resources.gpu to 1"
+            f"the {exp['family']} task cannot split a batch over processes; run it as one "
+            "process: set resources.gpu to 1 and resources.nodes to 1"
         )
     task.dist = ctx
     seed_everything(run.seed)  # the same initial weights on every rank

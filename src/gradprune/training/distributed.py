@@ -31,16 +31,29 @@ class DistContext:
     def is_main(self) -> bool:
         return self.rank == 0
 
-    def shard(self, rows: torch.Tensor) -> torch.Tensor:
-        """This rank's rows of a global batch (batch dimension first)."""
+    def shard(self, rows: torch.Tensor, dim: int = 0) -> torch.Tensor:
+        """This rank's slices ``rank::world_size`` of a global batch along ``dim`` (the batch
+        dimension: rows of images and sentence pairs, the stream columns of the LM)."""
         if not self.enabled:
             return rows
-        if rows.shape[0] % self.world_size:
+        n = rows.shape[dim]
+        if n % self.world_size:
             raise ValueError(
-                f"global batch of {rows.shape[0]} does not split over {self.world_size} processes: "
-                "make train.batch_size a multiple of the GPU count"
+                f"global batch of {n} does not split over {self.world_size} processes: make "
+                "train.batch_size a multiple of the process count (resources.nodes x resources.gpu)"
             )
-        return rows[self.rank :: self.world_size]
+        return rows[(slice(None),) * dim + (slice(self.rank, None, self.world_size),)]
+
+    def gather(self, part: torch.Tensor, dim: int = 0) -> torch.Tensor:
+        """The global tensor whose :meth:`shard` on every rank gave ``part`` (a collective: every
+        rank calls it). Used to keep state that spans the global batch, such as the LM's hidden
+        state, identical on all ranks, so that rank 0's checkpoint holds all of it."""
+        if not self.enabled:
+            return part
+        parts = [torch.empty_like(part) for _ in range(self.world_size)]
+        dist.all_gather(parts, part.contiguous())
+        # global index i * world_size + r is local index i of rank r
+        return torch.stack(parts, dim=dim + 1).flatten(dim, dim + 1)
 
     def barrier(self) -> None:
         if self.enabled:
