@@ -272,3 +272,67 @@ def test_batch_that_does_not_split_over_the_processes_is_refused(family_files):
     task = _family_task("translation-mean_per_token", family_files, DistContext(rank=1, world_size=4))
     with pytest.raises(ValueError, match="global batch of 6 does not split over 4 processes"):
         task.batch(0)
+
+
+LM_PRESET = {
+    "preset": "test", "device": "cpu", "seeds": [0],
+    "experiments": {"lstm-ptb": {
+        "family": "lm", "dataset": "ptb", "model": "lstm_lm",
+        "model_args": {"dropout": 0.0, "num_layers": 2},
+        "large": {"size": 12, "sparsities": [0.0, 0.5]},
+        "train": {**FAMILY_TRAIN, "batch_size": 4, "bptt": 7, "train_subset": 200,
+                  "checkpoint_every": 4},
+        "pruning": {"begin_step": 4, "frequency": 2, "n_updates": 2},
+        "resources": {"threads": 1, "gpu": 2},
+    }},
+}
+
+
+@pytest.mark.slow
+def test_runner_trains_an_lm_run_under_torchrun_like_one_process(tmp_path, family_files):
+    """The path the pretrain and train rules take for `gpu: 2` (torchrun, 2 gloo processes on
+    CPU), against the same jobs as one process."""
+    from gradprune import runner
+    from gradprune.config import resolve_run, run_settings, validate_config
+    from gradprune.training.checkpoint import import_weights
+
+    config = validate_config(LM_PRESET)
+    dense, pruned = (resolve_run(config, "lstm-ptb", "lstm_lm", "12", s, 0) for s in ("0.0", "0.5"))
+    files = family_files["lm"]
+    results = {}
+    for procs in (2, 1):
+        out = tmp_path / f"procs-{procs}"
+        t0 = out / "pretrain" / "checkpoint_t0.pt"
+        runner.pretrain_job(run_settings(config, dense), dense, files, t0, t0.parent, 1, procs)
+        runner.train_job(run_settings(config, pruned), pruned, files, out / "run", t0, 1, procs)
+        summary = json.loads((out / "run" / "train_summary.json").read_text())
+        assert summary["processes"] == procs and summary["steps"] == 10
+        results[procs] = import_weights(out / "run" / "model.safetensors")
+    (w2, m2), (w1, m1) = results[2], results[1]
+    assert m1 and m1.keys() == m2.keys()
+    for key in m1:
+        assert torch.equal(m1[key], m2[key]), key
+    for key in w1:
+        torch.testing.assert_close(w2[key], w1[key], rtol=1e-4, atol=1e-5,
+                                   msg=lambda m, key=key: f"{key}: {m}")
+    job = json.loads((tmp_path / "procs-2" / "pretrain" / "distributed_job.json").read_text())
+    assert job["step"] == "pretrain" and job["threads"] == 1
+
+
+def test_several_nodes_outside_slurm_are_refused(tmp_path, monkeypatch):
+    from gradprune.training.distributed import launch_nodes
+
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    with pytest.raises(RuntimeError, match="resources.nodes is 2.*outside SLURM.*profiles/slurm"):
+        launch_nodes(2, 1, tmp_path / "distributed_job.json", 1)
+
+
+def test_launcher_per_node_command():
+    from gradprune.training.distributed import srun_command, worker_command
+
+    cmd = srun_command(2, 2, 8, "123") + worker_command("job.json", 4, 2, "node1:29400", "gp-123")
+    assert cmd[:7] == ["srun", "--jobid=123", "--nodes=2", "--ntasks=2", "--cpus-per-task=8",
+                       "--kill-on-bad-exit=1", "--export=ALL"]
+    assert cmd[8:] == ["-m", "torch.distributed.run", "--nnodes=2", "--rdzv-backend=c10d",
+                       "--rdzv-endpoint=node1:29400", "--rdzv-id=gp-123", "--nproc-per-node=4",
+                       "-m", "gradprune.training.worker", "job.json"]

@@ -30,7 +30,7 @@ from gradprune.training.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from gradprune.training.distributed import init_from_env, launch
+from gradprune.training.distributed import init_from_env, launch, launch_nodes
 from gradprune.training.loop import TrainState, resume_if_possible, seed_everything, train_steps
 from gradprune.training.optim import build_optimizer, run_lr
 
@@ -119,7 +119,8 @@ def pretrain(settings: dict, run: Run, data_files: dict, out_checkpoint: Path, w
     t0 = exp["pruning"]["begin_step"]
     state = _new_state(settings, run, data_files, with_pruner=False)
     ckpt = Path(work_dir) / "checkpoint.pt"
-    resume_if_possible(state, ckpt)
+    if resume_if_possible(state, ckpt):
+        _say_resumed(state, ckpt)
     train_steps(state, exp["train"], t0, ckpt, desc=f"{run.experiment} dense to t0={t0}")
     if state.is_main:
         save_checkpoint(state.state_dict(), out_checkpoint)
@@ -135,7 +136,9 @@ def train(settings: dict, run: Run, data_files: dict, out_dir: Path, init_checkp
     started = now()
     state = _new_state(settings, run, data_files, with_pruner=True)
     ckpt = out_dir / "checkpoint.pt"
-    if not resume_if_possible(state, ckpt) and init_checkpoint is not None:
+    if resume_if_possible(state, ckpt):
+        _say_resumed(state, ckpt)
+    elif init_checkpoint is not None:
         # The dense state at t0: same weights, optimizer state, RNG and logs for every sparsity.
         state.load(load_checkpoint(init_checkpoint, map_location=state.task.device), with_pruner=False)
     total = exp["train"]["total_steps"]
@@ -162,28 +165,54 @@ def train(settings: dict, run: Run, data_files: dict, out_dir: Path, init_checkp
     state.task.dist.barrier()
 
 
+def pretrain_job(settings: dict, run: Run, data_files: dict, out_checkpoint: Path, work_dir: Path,
+                 threads: int, gpus: int, nodes: int = 1, slurm_nodes: int | None = None) -> None:
+    """What the pretrain rule runs: :func:`pretrain` as :func:`train_job` runs :func:`train`."""
+    job = {"step": "pretrain", "out_checkpoint": str(out_checkpoint), "work_dir": str(work_dir)}
+    if not _launched(job, settings, run, data_files, Path(work_dir), threads, gpus, nodes,
+                     slurm_nodes):
+        pretrain(settings, run, data_files, out_checkpoint, work_dir)
+
+
 def train_job(settings: dict, run: Run, data_files: dict, out_dir: Path,
-              init_checkpoint: Path | None, threads: int, gpus: int) -> None:
-    """What the train rule runs: one process, or torchrun when the job has more than one GPU."""
-    if gpus > 1:
-        train_distributed(settings, run, data_files, out_dir, init_checkpoint, gpus, threads)
-    else:
+              init_checkpoint: Path | None, threads: int, gpus: int, nodes: int = 1,
+              slurm_nodes: int | None = None) -> None:
+    """What the train rule runs: one process; torchrun on this machine when the job has more
+    than one GPU; ``srun`` + torchrun, one launcher per node, when it has several nodes
+    (``gpus`` per node, ``threads`` per node; ``slurm_nodes``: see
+    :func:`~gradprune.training.distributed.launch_nodes`)."""
+    job = {"step": "train", "out_dir": str(out_dir),
+           "init_checkpoint": str(init_checkpoint) if init_checkpoint else None}
+    if not _launched(job, settings, run, data_files, Path(out_dir), threads, gpus, nodes,
+                     slurm_nodes):
         train(settings, run, data_files, out_dir, init_checkpoint)
 
 
 def train_distributed(settings: dict, run: Run, data_files: dict, out_dir: Path,
                       init_checkpoint: Path | None, nproc: int, threads: int = 1) -> None:
-    """``train`` on ``nproc`` processes (one per GPU; gloo on CPU) launched with torchrun: the
-    job (run, settings, files) is handed to the workers as one JSON file
-    (:mod:`gradprune.training.worker`)."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    job = {"run": run.to_dict(), "settings": settings, "threads": threads,
-           "data_files": {k: str(v) for k, v in data_files.items() if k != "init_checkpoint"},
-           "out_dir": str(out_dir), "init_checkpoint": str(init_checkpoint) if init_checkpoint else None}
-    job_path = out_dir / "distributed_job.json"
+    """``train`` on ``nproc`` processes of this machine (one per GPU; gloo on CPU)."""
+    train_job(settings, run, data_files, out_dir, init_checkpoint, threads, gpus=nproc)
+
+
+def _launched(job: dict, settings: dict, run: Run, data_files: dict, folder: Path, threads: int,
+              gpus: int, nodes: int, slurm_nodes: int | None) -> bool:
+    """Start the workers of a multi-process job (more than one GPU or node) and wait for them;
+    False when the job is one process. The job (step, run, settings, files) is handed to the
+    workers as ``folder/distributed_job.json`` (:mod:`gradprune.training.worker`)."""
+    per_node = max(1, gpus)
+    if per_node * nodes == 1:
+        return False
+    folder.mkdir(parents=True, exist_ok=True)
+    job = {**job, "run": run.to_dict(), "settings": settings,
+           "threads": max(1, threads // per_node),  # threads are per node, shared by its workers
+           "data_files": {k: str(v) for k, v in data_files.items() if k != "init_checkpoint"}}
+    job_path = folder / "distributed_job.json"
     job_path.write_text(json.dumps(job, indent=2))
-    launch(nproc, job_path)
+    if nodes > 1:
+        launch_nodes(nodes, per_node, job_path, threads, slurm_nodes)
+    else:
+        launch(per_node, job_path)
+    return True
 
 
 def evaluate(settings: dict, run: Run, data_files: dict, weights: Path, train_summary: Path,
@@ -226,6 +255,12 @@ def evaluate(settings: dict, run: Run, data_files: dict, weights: Path, train_su
         result["scoring"] = scoring
     Path(out_metrics).write_text(json.dumps(result, indent=2, default=str))
     return result
+
+
+def _say_resumed(state: TrainState, ckpt: Path) -> None:
+    # in the job's log: a requeued or rerun job says where it took over
+    if state.is_main:
+        print(f"resumed from {ckpt} at step {state.step}", flush=True)
 
 
 def _write_csv(path: Path, rows: list[dict], fields: list[str]) -> None:
