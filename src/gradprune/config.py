@@ -23,6 +23,7 @@ deep-merged onto the experiment: the paper trains each LSTM size with its own Za
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 import math
@@ -385,8 +386,31 @@ def run_settings(config: dict, run: Run) -> dict:
         settings.pop("pruning")
     elif float(run.sparsity) == 0.0:
         settings["pruning"] = {k: v for k, v in settings["pruning"].items() if k not in MASK_KEYS}
-    return {"device": config["device"], "deterministic": config["deterministic"],
-            "experiment": settings}
+    out = {"device": config["device"], "deterministic": config["deterministic"],
+           "experiment": settings}
+    for key, default in speed_defaults().items():
+        value = deep_merge(default, config.get(key) or {})
+        if value != default:
+            out[key] = value
+    return out
+
+
+# Top-level GPU speed options. A run's settings carry one only when it differs from the schema's
+# defaults (float32, PyTorch's cuDNN defaults), so runs trained before the option existed keep
+# their identity (rule params, config hash) until the option is changed for them.
+SPEED_KEYS = ("precision", "cudnn")
+
+
+@functools.lru_cache(maxsize=1)
+def _speed_defaults() -> str:
+    props = load_schema()["properties"]
+    return json.dumps({key: {k: v["default"] for k, v in props[key]["properties"].items()}
+                       for key in SPEED_KEYS})
+
+
+def speed_defaults() -> dict:
+    """``{"precision": {...}, "cudnn": {...}}`` as the schema's defaults say."""
+    return json.loads(_speed_defaults())
 
 
 # -- the plan of runs ------------------------------------------------------------------------------

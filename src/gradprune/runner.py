@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from gradprune.config import Run, size_value
+from gradprune.config import SPEED_KEYS, Run, size_value, speed_defaults
 from gradprune.counting import count_nnz, masks_sparsity
 from gradprune.models import prune_include
 from gradprune.provenance import now, provenance
@@ -50,12 +50,25 @@ def configure_torch(threads: int, deterministic: bool) -> None:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
 
+def configure_backends(settings: dict) -> None:
+    """The run's cuDNN settings (``cudnn``; absent: the defaults, which are PyTorch's)."""
+    cudnn = {**speed_defaults()["cudnn"], **settings.get("cudnn", {})}
+    torch.backends.cudnn.benchmark = cudnn["benchmark"]
+    torch.backends.cudnn.allow_tf32 = cudnn["allow_tf32"]
+
+
+def autocast_of(settings: dict) -> str | None:
+    """``precision.autocast`` of the run (None: float32)."""
+    return settings.get("precision", {}).get("autocast")
+
+
 def run_config(settings: dict, run: Run) -> dict:
     """What determines this run: its identity and settings (the hash goes into provenance and
     every checkpoint), with the pruning schedule it followed in full (reports redraw it)."""
     exp = settings["experiment"]
     cfg = {"experiment": run.experiment, "run": run.to_dict(), "device": settings["device"],
-           "deterministic": settings["deterministic"], **exp}
+           "deterministic": settings["deterministic"], **exp,
+           **{k: settings[k] for k in SPEED_KEYS if k in settings}}
     if "pruning" in exp and float(run.sparsity) > 0.0:
         cfg["pruning"] = {**exp["pruning"], **schedule_for(exp, float(run.sparsity)).to_dict()}
     return cfg
@@ -94,6 +107,7 @@ def make_pruner(exp: dict, model, sparsity: float, optimizer=None) -> GradualPru
 
 def _new_state(settings: dict, run: Run, data_files: dict, with_pruner: bool) -> TrainState:
     exp = settings["experiment"]
+    configure_backends(settings)
     ctx, device = init_from_env(resolve_device(settings["device"]))
     task = build_task(exp, data_files, device, run.seed)
     if ctx.enabled and not task.supports_sharding:
@@ -121,7 +135,8 @@ def pretrain(settings: dict, run: Run, data_files: dict, out_checkpoint: Path, w
     ckpt = Path(work_dir) / "checkpoint.pt"
     if resume_if_possible(state, ckpt):
         _say_resumed(state, ckpt)
-    train_steps(state, exp["train"], t0, ckpt, desc=f"{run.experiment} dense to t0={t0}")
+    train_steps(state, exp["train"], t0, ckpt, desc=f"{run.experiment} dense to t0={t0}",
+                autocast=autocast_of(settings))
     if state.is_main:
         save_checkpoint(state.state_dict(), out_checkpoint)
         _remove_checkpoint(ckpt)
@@ -143,7 +158,8 @@ def train(settings: dict, run: Run, data_files: dict, out_dir: Path, init_checkp
         state.load(load_checkpoint(init_checkpoint, map_location=state.task.device), with_pruner=False)
     total = exp["train"]["total_steps"]
     train_steps(state, exp["train"], total, ckpt, desc=f"{run.experiment} {run.model}-{run.size} "
-                f"s={run.sparsity} seed={run.seed}", lr_of=lr_schedule_of(exp, run))
+                f"s={run.sparsity} seed={run.seed}", lr_of=lr_schedule_of(exp, run),
+                autocast=autocast_of(settings))
     if not state.is_main:
         state.task.dist.barrier()
         return
