@@ -28,6 +28,7 @@ from gradprune.training.checkpoint import (
     export_weights,
     import_weights,
     load_checkpoint,
+    run_identity,
     save_checkpoint,
 )
 from gradprune.training.distributed import init_from_env, launch
@@ -114,7 +115,7 @@ def pretrain(config: dict, run: Run, data_files: dict, out_checkpoint: Path, wor
     t0 = exp["pruning"]["begin_step"]
     state = _new_state(config, run, data_files, with_pruner=False)
     ckpt = Path(work_dir) / "checkpoint.pt"
-    resume_if_possible(state, ckpt)
+    resume_if_possible(state, ckpt, run_identity(run_config(config, run), None))
     train_steps(state, exp["train"], t0, ckpt, desc=f"{run.experiment} dense to t0={t0}")
     if state.is_main:
         save_checkpoint(state.state_dict(), out_checkpoint)
@@ -130,7 +131,8 @@ def train(config: dict, run: Run, data_files: dict, out_dir: Path, init_checkpoi
     started = now()
     state = _new_state(config, run, data_files, with_pruner=True)
     ckpt = out_dir / "checkpoint.pt"
-    if not resume_if_possible(state, ckpt) and init_checkpoint is not None:
+    identity = run_identity(run_config(config, run), init_checkpoint)
+    if not resume_if_possible(state, ckpt, identity) and init_checkpoint is not None:
         # The dense state at t0: same weights, optimizer state, RNG and logs for every sparsity.
         state.load(load_checkpoint(init_checkpoint, map_location=state.task.device), with_pruner=False)
     total = exp["train"]["total_steps"]

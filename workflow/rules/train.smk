@@ -7,8 +7,7 @@ rule pretrain:
     input:
         unpack(pretrain_inputs),
     output:
-        checkpoint=f"{PRETRAIN_DIR}/checkpoint_t0.pt",
-        digest=f"{PRETRAIN_DIR}/checkpoint_t0.pt.sha256",
+        checkpoint=f"{PRETRAIN_DIR}/checkpoint_t0.pt",  # its sha256 is in its header
     log:
         f"{PRETRAIN_DIR}/pretrain.log",
     benchmark:
