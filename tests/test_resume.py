@@ -22,7 +22,7 @@ import pytest
 import torch
 import yaml
 from tests.fixtures.data_formats import write_fashion_mnist
-from tests.fixtures.faults import fault_env, fired
+from tests.fixtures.faults import fault_env, fired, tiny_train_state
 from tests.workflow_helpers import load_preset
 
 from gradprune import runner
@@ -39,9 +39,7 @@ from gradprune.training.checkpoint import (
     run_identity,
     save_checkpoint,
 )
-from gradprune.training.distributed import DistContext
-from gradprune.training.loop import TrainState, resume_if_possible
-from gradprune.training.optim import build_optimizer
+from gradprune.training.loop import resume_if_possible
 
 OUTPUTS = {"model.safetensors", "train_log.csv", "eval.csv", "prune_log.csv", "train_summary.json"}
 CLOCK = ("started", "wall_time_s")  # the only bytes of a run's outputs that may differ
@@ -285,34 +283,19 @@ def test_identity_names_what_changed_and_ignores_what_cannot_change_numbers(tmp_
         "the checkpoint records no run identity (written by an older gradprune)"]
 
 
-def _state(identity=None):
-    class Task:
-        dist, device = DistContext(), "cpu"
-
-        def state_dict(self):
-            return {}
-
-        def load_state_dict(self, state):
-            pass
-
-    model = torch.nn.Linear(2, 2)
-    return TrainState(model, build_optimizer(model, {"name": "sgd", "lr": 0.1}), None, Task(),
-                      identity=identity)
-
-
 def test_checkpoint_of_another_init_is_moved_aside_not_resumed(tmp_path, caplog):
     ckpt = tmp_path / "checkpoint.pt"
     inits = []
     for step in (3, 4):
         inits.append(tmp_path / f"init-{step}.pt")
         save_checkpoint({"step": step}, inits[-1])
-    first = _state(_identity(init=inits[0]))
+    first = tiny_train_state(_identity(init=inits[0]))
     first.step = 7
     save_checkpoint(first.state_dict(), ckpt)
     write_bytes(tmp_path / f".{ckpt.name}.0badf00d.tmp", b"half a save")  # a killed save's leftover
-    assert resume_if_possible(_state(), ckpt, _identity(init=inits[0]))  # the same run resumes
+    assert resume_if_possible(tiny_train_state(), ckpt, _identity(init=inits[0]))  # the same run resumes
     with caplog.at_level(logging.WARNING):
-        assert not resume_if_possible(_state(), ckpt, _identity(init=inits[1]))
+        assert not resume_if_possible(tiny_train_state(), ckpt, _identity(init=inits[1]))
     assert not ckpt.exists() and load_checkpoint(tmp_path / "checkpoint.pt.stale")["step"] == 7
     assert "continued from init checkpoint sha256" in caplog.text
     assert sorted(p.name for p in tmp_path.iterdir()) == [
