@@ -78,6 +78,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _create(path, lambda p: os.close(os.open(p, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)))
+    mode = tmp.stat().st_mode & 0o777  # 0o666 less the umask
     try:
         fault_point("opened", path)
         yield tmp
@@ -85,6 +86,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
         raise
     try:
+        os.chmod(tmp, mode)  # a writer may have replaced the file (safetensors' save_file: 0600)
         _fsync(tmp)
         fault_point("synced", path)
         os.replace(tmp, path)
