@@ -269,6 +269,10 @@ def test_identity_names_what_changed_and_ignores_what_cannot_change_numbers(tmp_
     assert identity_mismatch(base, _identity()) == []
     # the job's time and memory limits, and the other runs of the preset, change no number
     assert identity_mismatch(base, _identity(runtime=600, mem_mb=9000)) == []
+    reworded = load_preset("test")
+    reworded["experiments"]["mobilenet-fmnist"]["description"] = "another wording"
+    assert identity_mismatch(base, run_identity(runner.run_config(validate_config(reworded),
+                                                                  VISION_RUN), None)) == []
     other_runs = load_preset("test")
     other_runs["experiments"]["mobilenet-fmnist"]["large"]["sparsities"].append(0.9)
     assert identity_mismatch(base, run_identity(runner.run_config(validate_config(other_runs),

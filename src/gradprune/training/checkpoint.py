@@ -29,10 +29,11 @@ HEADER_BYTES = len(MAGIC) + 64 + 1  # magic, hex digest of the payload, newline
 _ZIP = b"PK\x03\x04"  # what torch.save writes first: a checkpoint of gradprune <= 0.1 (sidecar)
 
 # Keys of a run's config that cannot change its numbers: the lists of the other runs (a run
-# resumed by hand with `gradprune.cli train --config` sees them, a workflow job does not) and the
-# job's memory and time limits (raising the limit after a SLURM TIMEOUT must still resume).
+# resumed by hand with `gradprune.cli train --config` sees them, a workflow job does not), the
+# job's memory and time limits (raising the limit after a SLURM TIMEOUT must still resume) and
+# the experiment's prose.
 IGNORED_KEYS = ("large.sparsities", "small_dense", "extra_models", "resources.mem_mb",
-                "resources.runtime")
+                "resources.runtime", "description", "fair_comparison")
 
 
 class CorruptCheckpointError(RuntimeError):
@@ -111,7 +112,7 @@ def identity_mismatch(saved: dict | None, current: dict) -> list[str]:
     differences = [
         f"{key}: {old.get(key, '(unset)')!r} -> {new.get(key, '(unset)')!r}"
         for key in sorted(old.keys() | new.keys())
-        if old.get(key) != new.get(key) and not key.startswith(IGNORED_KEYS)
+        if old.get(key) != new.get(key) and not _ignored(key)
     ]
     if saved.get("init_sha256") != current["init_sha256"]:
         differences.append(
@@ -149,6 +150,10 @@ def _legacy_sidecar(path: Path) -> Path:
 def _not_ours(path: Path) -> str:
     return (f"{path} is not a checkpoint this project wrote (no gradprune checkpoint header, "
             f"nor an older checkpoint with its .sha256 file). Delete it to start this run afresh.")
+
+
+def _ignored(key: str) -> bool:
+    return any(key == k or key.startswith(f"{k}.") for k in IGNORED_KEYS)
 
 
 def _flat(d: dict, prefix: str = "") -> dict:
