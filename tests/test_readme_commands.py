@@ -165,8 +165,8 @@ def test_a_config_change_reruns_only_the_runs_whose_settings_changed(finished_te
 
 @pytest.mark.parametrize("target, message", [
     ("results/mobilenet-fmnist/mobilenet_v1-0.3/sparsity-0.0/seed-0/metrics.json",
-     "gradprune: results/mobilenet-fmnist/mobilenet_v1-0.3/sparsity-0.0/seed-0: experiment "
-     "mobilenet-fmnist has no mobilenet_v1 of size '0.3'; its sizes: 1.0, 0.25"),
+     ("gradprune: results/mobilenet-fmnist/mobilenet_v1-0.3/sparsity-0.0/seed-0: experiment "
+     "mobilenet-fmnist has no mobilenet_v1 of size '0.3'; its sizes: 1.0, 0.25")),
     ("results/lstm-ptb/lstm_lm-256/sparsity-0.0/seed-0/metrics.json",
      "gradprune: preset test has no experiment 'lstm-ptb'; it has: mobilenet-fmnist"),
 ])

@@ -28,6 +28,7 @@ from gradprune.training.checkpoint import (
     export_weights,
     import_weights,
     load_checkpoint,
+    run_identity,
     save_checkpoint,
 )
 from gradprune.training.distributed import init_from_env, launch
@@ -54,7 +55,7 @@ def run_config(settings: dict, run: Run) -> dict:
     """What determines this run: its identity and settings (the hash goes into provenance and
     every checkpoint), with the pruning schedule it followed in full (reports redraw it)."""
     exp = settings["experiment"]
-    cfg = {"experiment": run.experiment, "run": run.to_dict(), "device": settings["device"],
+    cfg = {"experiment": run.experiment, "run": run.identity, "device": settings["device"],
            "deterministic": settings["deterministic"], **exp}
     if "pruning" in exp and float(run.sparsity) > 0.0:
         cfg["pruning"] = {**exp["pruning"], **schedule_for(exp, float(run.sparsity)).to_dict()}
@@ -119,7 +120,7 @@ def pretrain(settings: dict, run: Run, data_files: dict, out_checkpoint: Path, w
     t0 = exp["pruning"]["begin_step"]
     state = _new_state(settings, run, data_files, with_pruner=False)
     ckpt = Path(work_dir) / "checkpoint.pt"
-    resume_if_possible(state, ckpt)
+    resume_if_possible(state, ckpt, run_identity(run_config(settings, run), None))
     train_steps(state, exp["train"], t0, ckpt, desc=f"{run.experiment} dense to t0={t0}")
     if state.is_main:
         save_checkpoint(state.state_dict(), out_checkpoint)
@@ -135,7 +136,8 @@ def train(settings: dict, run: Run, data_files: dict, out_dir: Path, init_checkp
     started = now()
     state = _new_state(settings, run, data_files, with_pruner=True)
     ckpt = out_dir / "checkpoint.pt"
-    if not resume_if_possible(state, ckpt) and init_checkpoint is not None:
+    identity = run_identity(run_config(settings, run), init_checkpoint)
+    if not resume_if_possible(state, ckpt, identity) and init_checkpoint is not None:
         # The dense state at t0: same weights, optimizer state, RNG and logs for every sparsity.
         state.load(load_checkpoint(init_checkpoint, map_location=state.task.device), with_pruner=False)
     total = exp["train"]["total_steps"]

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from gradprune.atomic import atomic_path
 from gradprune.models import build_model
 from gradprune.tasks.base import Task, epoch_permutation
 
@@ -46,7 +47,8 @@ def _save_splits(load, raw_dir, out_path) -> None:
         images, labels = load(raw_dir, split, check_size=False)
         tensors[f"{split}_images"] = images.contiguous()
         tensors[f"{split}_labels"] = labels.contiguous()
-    save_file(tensors, str(out_path))
+    with atomic_path(out_path) as tmp:
+        save_file(tensors, str(tmp))
 
 
 class VisionTask(Task):
