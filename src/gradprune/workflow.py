@@ -117,7 +117,8 @@ def job_config(config: dict, experiment: str) -> dict:
     """
     exp = {k: v for k, v in config["experiments"][experiment].items() if k not in _RUN_LISTS}
     exp["large"] = {"size": exp["large"]["size"]}
-    top = {k: v for k, v in config.items() if k not in ("experiments", "seeds")}
+    # headline: how reports pair the runs, nothing a training job reads
+    top = {k: v for k, v in config.items() if k not in ("experiments", "seeds", "headline")}
     return {**top, "experiments": {experiment: exp}}
 
 

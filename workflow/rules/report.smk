@@ -37,6 +37,7 @@ rule tables:
         "logs/benchmarks/report/tables.tsv"
     params:
         compare_with_paper=config["compare_with_paper"],
+        nnz_tolerance=config["headline"]["nnz_tolerance"],
     localrule: True
     resources:
         mem_mb=1000,
@@ -67,6 +68,7 @@ rule experiment_figures:
         "logs/benchmarks/report/experiment_figures.tsv"
     params:
         compare_with_paper=config["compare_with_paper"],
+        nnz_tolerance=config["headline"]["nnz_tolerance"],
     localrule: True
     resources:
         mem_mb=1000,
