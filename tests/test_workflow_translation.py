@@ -68,6 +68,9 @@ def test_tiny_translation_workflow(tmp_path):
         assert scoring["test_set"] == "test_2016_flickr"
         assert scoring["bleu_signature"].startswith("nrefs:1|case:mixed")
         assert "chrf_signature" in scoring and scoring["test_sets"]["test_2016_flickr"]["sentences"] == 16
+    # curve: the first curve_examples (8) validation sentences, named so
+    curve = (tmp_path / targets[1]).with_name("eval.csv").read_text().splitlines()
+    assert curve[0] == "step,bleu_first8,chrf_first8" and len(curve) == 3  # steps 2 and 5
     sparse = json.loads((tmp_path / targets[1]).read_text())
     dense = json.loads((tmp_path / targets[0]).read_text())
     assert sparse["nnz"] < dense["nnz"] and sparse["params"] == dense["params"]

@@ -65,6 +65,9 @@ def test_every_table_and_figure_is_built(pipeline):
     assert {p.name for p in figs.iterdir()} >= {"sparsity_schedule.png", "training_curves.png", "lr_sparsity.png"}
     table = (work / "results/tables" / f"{EXP}.csv").read_text()
     assert table.count("\n") >= 5  # header + 4 runs
+    # the curves score all 48 test images there are (fewer than eval_curve_examples = 2000)
+    curve = (work / RUN.format(s="0.5") / "eval.csv").read_text().splitlines()
+    assert curve[0] == "step,top1_first48,top5_first48"
 
 
 def test_metrics_carry_results_nnz_and_provenance(pipeline):

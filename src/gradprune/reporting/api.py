@@ -124,7 +124,7 @@ def write_run_figures(metrics_json: PathLike, train_log_csv: PathLike,
                           out_dir, "sparsity_schedule")
     written += save_figure(
         plot_training_curves(train_log, eval_log, schedule, metric=data.get("task_metric"),
-                             title=f"Training loss, {name}"),
+                             title=f"Training loss, {name}", family=data.get("family")),
         out_dir, "training_curves")
     written += save_figure(plot_lr_and_sparsity(train_log, schedule, title=name),
                            out_dir, "lr_sparsity")

@@ -18,6 +18,7 @@ import pandas as pd
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, PercentFormatter
 
+from gradprune.curves import curve_scope, parse_curve_column
 from gradprune.reporting.collect import METRIC_PREFIX
 from gradprune.reporting.directions import metric_info
 from gradprune.reporting.formatting import fmt_size
@@ -283,9 +284,11 @@ def plot_sparsity_schedule(schedule: CubicSchedule | None, total_steps: int,
 @_styled
 def plot_training_curves(train_log: pd.DataFrame, eval_log: pd.DataFrame | None = None,
                          schedule: CubicSchedule | None = None, metric: str | None = None,
-                         title: str = ""):
+                         title: str = "", family: str | None = None):
     """Training loss vs step (pruning window shaded); below it, the evaluated metric when
-    ``eval_log`` is given (``metric`` or its first non-step column)."""
+    ``eval_log`` is given: the column of ``metric`` or else its first non-step column, labelled
+    with how much of the held-out split it scores (:mod:`gradprune.curves`; ``family`` names the
+    unit)."""
     has_eval = eval_log is not None and not eval_log.empty and len(eval_log.columns) > 1
     fig, axes = plt.subplots(2 if has_eval else 1, 1, sharex=True,
                              figsize=(7.0, 6.0 if has_eval else 3.8), squeeze=False)
@@ -302,18 +305,20 @@ def plot_training_curves(train_log: pd.DataFrame, eval_log: pd.DataFrame | None 
     ax.set_title(title or "Training loss")
     ax.legend(loc="upper right")
     if has_eval:
-        name = metric if metric in eval_log.columns else next(c for c in eval_log.columns
-                                                              if c != "step")
+        columns = {c: parse_curve_column(c) for c in eval_log.columns if c != "step"}
+        column = next((c for c, (m, _) in columns.items() if m == metric), next(iter(columns)))
+        name, n = columns[column]
         try:
             label = metric_info(name).axis_label()
         except KeyError:
             label = name
+        scope = curve_scope(family, n)
         ax2 = axes[1, 0]
-        ax2.plot(eval_log["step"], eval_log[name], "o-", color=COLORS["small-dense"], ms=3,
-                 label=name)
+        ax2.plot(eval_log["step"], eval_log[column], "o-", color=COLORS["small-dense"], ms=3,
+                 label=column)
         _shade_window(ax2, schedule, label=False)
-        ax2.set_ylabel(label)
-        ax2.set_title(f"Evaluation: {name}")
+        ax2.set_ylabel(f"{label}\n{scope}")
+        ax2.set_title(f"Evaluation during training: {name}, {scope}")
         ax2.set_xlabel("training step")
     else:
         ax.set_xlabel("training step")
