@@ -9,6 +9,10 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
+# The report's landing page: the verdicts first (snakemake --report report.html).
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 
 

@@ -189,6 +189,31 @@ def test_html_report_bundles_tables_figures_and_provenance(pipeline):
     assert any(n.endswith("headline.csv") for n in names)
 
 
+def test_html_report_opens_on_the_verdicts(pipeline):
+    """The landing page (the workflow description) states each pair's verdict from headline.csv
+    and links the metric-vs-NNZ figure."""
+    import re
+
+    import pandas as pd
+
+    from gradprune.reporting.pairing import verdict_text
+
+    work, tsv, _ = pipeline
+    proc = snakemake(work, _config(tsv), "--report", str(work / "report.html"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    html = (work / "report.html").read_text()
+    landing = json.loads(re.search(r"var workflow_desc = (.*);\n", html).group(1))
+    pairs = pd.read_csv(work / "results/tables/headline.csv")
+    assert len(pairs) == 2  # the 50 % and 75 % sparse models, each against width 0.125
+    for _, p in pairs.iterrows():
+        assert verdict_text(p) in landing
+    assert '<tt class="docutils literal">test</tt> preset' in landing  # from the config
+    link = re.search(r'<a [^>]*href="javascript:app.showResultInfo\(([^)]*)\)"[^>]*>'
+                     rf"{EXP}_metric_vs_nnz.png</a>", landing)
+    assert link and f"results/figures/{EXP}_metric_vs_nnz.png" in link.group(1)
+    assert "System Message" not in landing  # docutils' marker of a broken include or reference
+
+
 def test_adding_a_sparsity_plans_only_the_new_run(pipeline):
     """Jobs get only their own experiment's settings as params, so growing the preset does not
     retrain what exists (Snakemake reruns a job whose params changed)."""

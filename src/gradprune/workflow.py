@@ -62,7 +62,7 @@ TABLE_KINDS = ("", "_comparison", "_headline")
 
 def report_targets(config: dict) -> list[str]:
     """Tables and figures of every experiment the preset declares, and each run's figures."""
-    out = [f"{RESULTS}/tables/headline.csv"]
+    out = [f"{RESULTS}/tables/headline.csv", f"{RESULTS}/report/verdicts.rst"]
     for name in config["experiments"]:
         out += [f"{RESULTS}/tables/{name}{kind}.csv" for kind in TABLE_KINDS]
         out += [f"{RESULTS}/figures/{name}_metric_vs_nnz.png"]

@@ -79,6 +79,26 @@ rule experiment_figures:
         "../../scripts/experiment_figures.py"
 
 
+# The verdicts as rst, included by the report's landing page (workflow/report/workflow.rst).
+rule report_landing:
+    input:
+        "results/tables/headline.csv",
+    output:
+        "results/report/verdicts.rst",
+    log:
+        "logs/report/landing.log",
+    params:
+        experiments=list(config["experiments"]),
+    localrule: True
+    resources:
+        mem_mb=500,
+        runtime=5,
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../../scripts/landing.py"
+
+
 rule run_figures:
     input:
         metrics=f"{RUN_DIR}/metrics.json",

@@ -40,6 +40,7 @@ from gradprune.reporting.figures import (
     schedule_from_params,
 )
 from gradprune.reporting.formatting import fmt_size, write_table
+from gradprune.reporting.landing import verdicts_rst
 from gradprune.reporting.pairing import DEFAULT_NNZ_TOLERANCE, headline_display, headline_pairs
 from gradprune.reporting.reference import comparison_table, load_reference
 from gradprune.reporting.tables import experiment_table
@@ -96,6 +97,15 @@ def write_experiment_figures(metrics_files: Iterable[PathLike], out_dir: PathLik
         fig = plot_metric_vs_nnz(runs, exp, reference=ref, pairs=pairs)
         written += save_figure(fig, out_dir, f"{exp}_metric_vs_nnz")
     return written
+
+
+def write_landing(headline_csv: PathLike, experiments: Iterable[str], out_rst: PathLike) -> Path:
+    """The verdicts of ``headline.csv`` as the reStructuredText the report's landing page
+    includes (:mod:`gradprune.reporting.landing`)."""
+    out = Path(out_rst)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(verdicts_rst(pd.read_csv(headline_csv), list(experiments)), encoding="utf-8")
+    return out
 
 
 def _read_csv(path: PathLike | None) -> pd.DataFrame | None:
