@@ -146,7 +146,8 @@ def train(config: dict, run: Run, data_files: dict, out_dir: Path, init_checkpoi
     _write_csv(out_dir / "train_log.csv", state.logs.train,
                ["step", "epoch", "loss", "lr", "target_sparsity", "model_sparsity"])
     # the curves score only part of a held-out split: its size goes into the column names
-    n_curve = state.task.curve_size(exp["train"]["eval_curve_examples"]) if state.task.curve_metric else 0
+    task = state.task
+    n_curve = task.curve_size(exp["train"]["eval_curve_examples"]) if task.curve_metric else 0
     eval_fields, eval_rows = curve_table(state.logs.eval, n_curve)
     _write_csv(out_dir / "eval.csv", eval_rows, eval_fields)
     _write_csv(out_dir / "prune_log.csv", state.pruner.history_rows() if state.pruner else [],

@@ -87,6 +87,8 @@ rule report_landing:
         "results/report/verdicts.rst",
     log:
         "logs/report/landing.log",
+    benchmark:
+        "logs/benchmarks/report/landing.tsv"
     params:
         experiments=list(config["experiments"]),
     localrule: True
