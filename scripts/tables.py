@@ -10,4 +10,4 @@ from gradprune.workflow import logged_to
 sm = snakemake  # noqa: F821
 with logged_to(sm.log[0]):
     write_tables(sm.input, Path(sm.output.runs).parent, sm.params.compare_with_paper,
-                 planned=plan_runs(sm.config))
+                 planned=plan_runs(sm.config), nnz_tolerance=sm.params.nnz_tolerance)

@@ -74,6 +74,9 @@ def test_tiny_translation_workflow(tmp_path):
         assert scoring["direction"] == "en-de" and scoring["paper_metric"] == "bleu_tok"
         assert scoring["bleu_tok_signature"].endswith("pretok:moses-de+sacremoses.0.2.0")
         assert "chrf_signature" in scoring and scoring["test_sets"]["test_2016_flickr"]["sentences"] == 16
+    # curve: the first curve_examples (8) validation sentences, named so
+    curve = (tmp_path / targets[1]).with_name("eval.csv").read_text().splitlines()
+    assert curve[0] == "step,bleu_first8,chrf_first8" and curve[-1].startswith("5,")  # last step
     sparse = json.loads((tmp_path / targets[1]).read_text())
     dense = json.loads((tmp_path / targets[0]).read_text())
     assert sparse["nnz"] < dense["nnz"] and sparse["params"] == dense["params"]

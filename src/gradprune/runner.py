@@ -19,6 +19,7 @@ import torch
 
 from gradprune.config import Run, size_value
 from gradprune.counting import count_nnz, masks_sparsity
+from gradprune.curves import curve_table
 from gradprune.models import prune_include
 from gradprune.provenance import now, provenance
 from gradprune.pruning import GradualPruner
@@ -151,8 +152,11 @@ def train(settings: dict, run: Run, data_files: dict, out_dir: Path, init_checkp
                    {"run": run.dir, "step": state.step})
     _write_csv(out_dir / "train_log.csv", state.logs.train,
                ["step", "epoch", "loss", "lr", "target_sparsity", "model_sparsity"])
-    eval_fields = ["step"] + [m for m in state.task.metric_names]
-    _write_csv(out_dir / "eval.csv", state.logs.eval, eval_fields)
+    # the curves score only part of a held-out split: its size goes into the column names
+    task = state.task
+    n_curve = task.curve_size(exp["train"]["eval_curve_examples"]) if task.curve_metric else 0
+    eval_fields, eval_rows = curve_table(state.logs.eval, n_curve)
+    _write_csv(out_dir / "eval.csv", eval_rows, eval_fields)
     _write_csv(out_dir / "prune_log.csv", state.pruner.history_rows() if state.pruner else [],
                ["step", "group", "tensor", "target", "realized", "numel", "nnz"])
     summary = {"steps": state.step, "wall_time_s": round(state.logs.wall_time_s, 2),

@@ -54,7 +54,7 @@ TABLE_KINDS = ("", "_comparison", "_headline")
 
 def report_targets(config: dict) -> list[str]:
     """Tables and figures of every experiment the preset declares, and each run's figures."""
-    out = [f"{TABLES}/headline.csv", f"{RESULTS}/config.yaml"]
+    out = [f"{TABLES}/headline.csv", f"{RESULTS}/config.yaml", f"{RESULTS}/report/verdicts.rst"]
     for name in config["experiments"]:
         out += [f"{TABLES}/{name}{kind}.csv" for kind in TABLE_KINDS]
         out += [f"{FIGURES}/{name}_metric_vs_nnz.png"]

@@ -37,6 +37,7 @@ rule tables:
         "logs/benchmarks/report/tables.tsv"
     params:
         compare_with_paper=config["compare_with_paper"],
+        nnz_tolerance=config["headline"]["nnz_tolerance"],
     localrule: True
     resources:
         mem_mb=1000,
@@ -67,6 +68,7 @@ rule experiment_figures:
         "logs/benchmarks/report/experiment_figures.tsv"
     params:
         compare_with_paper=config["compare_with_paper"],
+        nnz_tolerance=config["headline"]["nnz_tolerance"],
     localrule: True
     resources:
         mem_mb=1000,
@@ -75,6 +77,28 @@ rule experiment_figures:
         "../../envs/report.yaml"
     script:
         "../../scripts/experiment_figures.py"
+
+
+# The verdicts as rst, included by the report's landing page (workflow/report/workflow.rst).
+rule report_landing:
+    input:
+        "results/tables/headline.csv",
+    output:
+        "results/report/verdicts.rst",
+    log:
+        "logs/report/landing.log",
+    benchmark:
+        "logs/benchmarks/report/landing.tsv"
+    params:
+        experiments=list(config["experiments"]),
+    localrule: True
+    resources:
+        mem_mb=500,
+        runtime=5,
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../../scripts/landing.py"
 
 
 rule run_figures:

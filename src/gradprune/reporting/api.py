@@ -12,7 +12,9 @@ Output names are stable so rules can declare them up front:
                                          (header only when the experiment lacks one role)
     ``headline.csv|.md|.tex``            the headline rows of all experiments
 ``write_experiment_figures(metrics_files, out_dir, compare_with_paper)``
-    ``<experiment>_metric_vs_nnz.png|.pdf``
+    ``<experiment>_metric_vs_nnz.png|.pdf``  with each headline pair joined and its verdict
+``write_landing(headline_csv, experiments, out_rst)``
+    the verdicts as reStructuredText for the report's landing page (``workflow/report/workflow.rst``)
 ``write_run_figures(metrics_json, train_log_csv, prune_log_csv, out_dir, eval_csv=None)``
     ``sparsity_schedule.png|.pdf``  Figure 1 redrawn + realized per-tensor sparsity
     ``training_curves.png|.pdf``    loss (and eval metric) vs step, pruning window shaded
@@ -38,7 +40,8 @@ from gradprune.reporting.figures import (
     schedule_from_params,
 )
 from gradprune.reporting.formatting import fmt_size, write_table
-from gradprune.reporting.pairing import headline_display, headline_pairs
+from gradprune.reporting.landing import verdicts_rst
+from gradprune.reporting.pairing import DEFAULT_NNZ_TOLERANCE, headline_display, headline_pairs
 from gradprune.reporting.reference import comparison_table, load_reference
 from gradprune.reporting.tables import experiment_table
 
@@ -48,11 +51,14 @@ PathLike = str | Path
 def write_tables(metrics_files: Iterable[PathLike], out_dir: PathLike, compare_with_paper: bool,
                  reference: PathLike | None = None,
                  tolerance: float | dict[str, float] | None = None,
-                 planned: Iterable | None = None) -> list[Path]:
+                 planned: Iterable | None = None,
+                 nnz_tolerance: float = DEFAULT_NNZ_TOLERANCE) -> list[Path]:
     """All tables (see the module docstring for names); returns the written paths.
 
-    ``planned``: the preset's runs (``gradprune.config.plan_runs``); the comparison then tells
-    the paper rows the preset plans from those it does not.
+    ``tolerance``: tie tolerance of the headline (None: the metric's own); ``nnz_tolerance``: the
+    config's ``headline.nnz_tolerance`` (:mod:`gradprune.reporting.pairing`). ``planned``: the
+    preset's runs (``gradprune.config.plan_runs``); the comparison then tells the paper rows the
+    preset plans from those it does not.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -73,11 +79,12 @@ def write_tables(metrics_files: Iterable[PathLike], out_dir: PathLike, compare_w
                    f"{counts.sum()} paper rows reproduced"
                    + "".join(f", {n} {c}" for c, n in counts.items() if c != "reproduced") + ")")
         written += write_table(num, disp, out_dir, f"{exp}_comparison", caption=cap)
-        pairs = headline_pairs(runs, exp, tolerance=tolerance)
+        pairs = headline_pairs(runs, exp, tolerance=tolerance, nnz_tolerance=nnz_tolerance)
         all_pairs.append(pairs)
         written += write_table(pairs, headline_display(pairs), out_dir, f"{exp}_headline",
                                caption=f"{exp}: large-sparse vs small-dense at equal NNZ")
-    pairs = pd.concat(all_pairs, ignore_index=True) if all_pairs else headline_pairs(runs)
+    pairs = (pd.concat(all_pairs, ignore_index=True) if all_pairs
+             else headline_pairs(runs, nnz_tolerance=nnz_tolerance))
     disp = headline_display(pairs)
     if len(pairs):
         disp.insert(0, "Experiment", pairs["experiment"])
@@ -88,15 +95,27 @@ def write_tables(metrics_files: Iterable[PathLike], out_dir: PathLike, compare_w
 
 def write_experiment_figures(metrics_files: Iterable[PathLike], out_dir: PathLike,
                              compare_with_paper: bool,
-                             reference: PathLike | None = None) -> list[Path]:
-    """``<experiment>_metric_vs_nnz.png|.pdf`` per experiment (paper points when comparing)."""
+                             reference: PathLike | None = None,
+                             nnz_tolerance: float = DEFAULT_NNZ_TOLERANCE) -> list[Path]:
+    """``<experiment>_metric_vs_nnz.png|.pdf`` per experiment (paper points when comparing; the
+    headline pairs joined and labelled with their verdicts)."""
     runs = collect_runs(metrics_files)
     ref = load_reference(reference) if compare_with_paper else None
     written: list[Path] = []
     for exp in dict.fromkeys(runs["experiment"]):
-        fig = plot_metric_vs_nnz(runs, exp, reference=ref)
+        pairs = headline_pairs(runs, exp, nnz_tolerance=nnz_tolerance)
+        fig = plot_metric_vs_nnz(runs, exp, reference=ref, pairs=pairs)
         written += save_figure(fig, out_dir, f"{exp}_metric_vs_nnz")
     return written
+
+
+def write_landing(headline_csv: PathLike, experiments: Iterable[str], out_rst: PathLike) -> Path:
+    """The verdicts of ``headline.csv`` as the reStructuredText the report's landing page
+    includes (:mod:`gradprune.reporting.landing`)."""
+    out = Path(out_rst)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(verdicts_rst(pd.read_csv(headline_csv), list(experiments)), encoding="utf-8")
+    return out
 
 
 def _read_csv(path: PathLike | None) -> pd.DataFrame | None:
@@ -125,7 +144,7 @@ def write_run_figures(metrics_json: PathLike, train_log_csv: PathLike,
                           out_dir, "sparsity_schedule")
     written += save_figure(
         plot_training_curves(train_log, eval_log, schedule, metric=data.get("task_metric"),
-                             title=f"Training loss, {name}"),
+                             title=f"Training loss, {name}", family=data.get("family")),
         out_dir, "training_curves")
     written += save_figure(plot_lr_and_sparsity(train_log, schedule, title=name),
                            out_dir, "lr_sparsity")

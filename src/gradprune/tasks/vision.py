@@ -140,6 +140,10 @@ class VisionTask(Task):
             )
         return F.cross_entropy(out, y, label_smoothing=smoothing)
 
+    def curve_size(self, limit: int) -> int:
+        n = len(self.imagenet.val) if self.imagenet is not None else len(self.test_labels)
+        return min(limit, n)
+
     @torch.no_grad()
     def evaluate(self, model, split="test", limit=None):
         if split not in ("test", "valid"):
