@@ -234,7 +234,8 @@ RUN = f"results/{EXP}/mobilenet_v1-0.25/sparsity-0.75/seed-0"
 PRETRAIN = f"results/{EXP}/mobilenet_v1-0.25/pretrain/seed-0"
 TARGET = f"{RUN}/metrics.json"
 BYTE_EQUAL = ("model.safetensors", "train_log.csv", "eval.csv", "prune_log.csv")
-CLOCK = {"train": ("wall_time_s", "started"), "provenance": ("started", "finished")}
+# clock readings, and the config files' paths (each run has a work folder of its own)
+CLOCK = {"train": ("wall_time_s", "started"), "provenance": ("started", "finished", "sources")}
 SEED = int(os.environ.get("GRADPRUNE_FAULT_SEED", "12"))
 
 
