@@ -2,15 +2,17 @@
 
 Output names are stable so rules can declare them up front:
 
-``write_tables(metrics_files, out_dir, compare_with_paper)``
-    ``runs.csv``                         every run, one row each (tidy, metrics as ``metric.<m>``)
+``write_experiment_tables(metrics_files, out_dir, experiment, compare_with_paper)``
     ``<experiment>.csv|.md|.tex``        results in the paper's layout (mean ± std over seeds)
     ``<experiment>_comparison.csv|.md|.tex``  paper vs reproduced per (configuration, metric);
                                          without the paper columns when ``compare_with_paper``
                                          is False
     ``<experiment>_headline.csv|.md|.tex``    large-sparse vs nearest-NNZ small-dense
                                          (header only when the experiment lacks one role)
+``write_summary_tables(metrics_files, out_dir)``
+    ``runs.csv``                         every run, one row each (tidy, metrics as ``metric.<m>``)
     ``headline.csv|.md|.tex``            the headline rows of all experiments
+``write_tables``: both of the above for every experiment at once
 ``write_experiment_figures(metrics_files, out_dir, compare_with_paper)``
     ``<experiment>_metric_vs_nnz.png|.pdf``  with each headline pair joined and its verdict
 ``write_landing(headline_csv, experiments, out_rst)``
@@ -48,12 +50,13 @@ from gradprune.reporting.tables import experiment_table
 PathLike = str | Path
 
 
-def write_tables(metrics_files: Iterable[PathLike], out_dir: PathLike, compare_with_paper: bool,
-                 reference: PathLike | None = None,
-                 tolerance: float | dict[str, float] | None = None,
-                 planned: Iterable | None = None,
-                 nnz_tolerance: float = DEFAULT_NNZ_TOLERANCE) -> list[Path]:
-    """All tables (see the module docstring for names); returns the written paths.
+def write_experiment_tables(metrics_files: Iterable[PathLike], out_dir: PathLike, experiment: str,
+                            compare_with_paper: bool, reference: PathLike | None = None,
+                            tolerance: float | dict[str, float] | None = None,
+                            planned: Iterable | None = None,
+                            nnz_tolerance: float = DEFAULT_NNZ_TOLERANCE) -> list[Path]:
+    """The tables of one experiment (``<experiment>``, ``_comparison``, ``_headline``; see the
+    module docstring) from its runs' metrics; returns the written paths.
 
     ``tolerance``: tie tolerance of the headline (None: the metric's own); ``nnz_tolerance``: the
     config's ``headline.nnz_tolerance`` (:mod:`gradprune.reporting.pairing`). ``planned``: the
@@ -63,34 +66,54 @@ def write_tables(metrics_files: Iterable[PathLike], out_dir: PathLike, compare_w
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     runs = collect_runs(metrics_files)
+    exp = experiment
     ref = load_reference(reference) if compare_with_paper else None
+    num, disp = experiment_table(runs, exp)
+    written = write_table(num, disp, out_dir, exp, caption=f"{exp}: results")
+    num, disp = comparison_table(runs, exp, compare_with_paper, reference=ref, planned=planned)
+    cap = f"{exp}: reproduced"
+    if compare_with_paper:
+        counts = num.loc[num["coverage"] != "not in paper", "coverage"].value_counts()
+        cap = (f"{exp}: paper vs reproduced ({counts.get('reproduced', 0)} of "
+               f"{counts.sum()} paper rows reproduced"
+               + "".join(f", {n} {c}" for c, n in counts.items() if c != "reproduced") + ")")
+    written += write_table(num, disp, out_dir, f"{exp}_comparison", caption=cap)
+    pairs = headline_pairs(runs, exp, tolerance=tolerance, nnz_tolerance=nnz_tolerance)
+    written += write_table(pairs, headline_display(pairs), out_dir, f"{exp}_headline",
+                           caption=f"{exp}: large-sparse vs small-dense at equal NNZ")
+    return written
+
+
+def write_summary_tables(metrics_files: Iterable[PathLike], out_dir: PathLike,
+                         tolerance: float | dict[str, float] | None = None,
+                         nnz_tolerance: float = DEFAULT_NNZ_TOLERANCE) -> list[Path]:
+    """``runs.csv`` and ``headline.*`` (the headline pairs of every experiment)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    runs = collect_runs(metrics_files)
     written = [out_dir / "runs.csv"]
     runs.to_csv(written[0], index=False)
-    all_pairs = []
-    for exp in dict.fromkeys(runs["experiment"]):
-        num, disp = experiment_table(runs, exp)
-        written += write_table(num, disp, out_dir, exp, caption=f"{exp}: results")
-        num, disp = comparison_table(runs, exp, compare_with_paper, reference=ref,
-                                     planned=planned)
-        cap = f"{exp}: reproduced"
-        if compare_with_paper:
-            counts = num.loc[num["coverage"] != "not in paper", "coverage"].value_counts()
-            cap = (f"{exp}: paper vs reproduced ({counts.get('reproduced', 0)} of "
-                   f"{counts.sum()} paper rows reproduced"
-                   + "".join(f", {n} {c}" for c, n in counts.items() if c != "reproduced") + ")")
-        written += write_table(num, disp, out_dir, f"{exp}_comparison", caption=cap)
-        pairs = headline_pairs(runs, exp, tolerance=tolerance, nnz_tolerance=nnz_tolerance)
-        all_pairs.append(pairs)
-        written += write_table(pairs, headline_display(pairs), out_dir, f"{exp}_headline",
-                               caption=f"{exp}: large-sparse vs small-dense at equal NNZ")
-    pairs = (pd.concat(all_pairs, ignore_index=True) if all_pairs
-             else headline_pairs(runs, nnz_tolerance=nnz_tolerance))
+    pairs = headline_pairs(runs, tolerance=tolerance, nnz_tolerance=nnz_tolerance)
     disp = headline_display(pairs)
     if len(pairs):
         disp.insert(0, "Experiment", pairs["experiment"])
     written += write_table(pairs, disp, out_dir, "headline",
                            caption="Large-sparse vs small-dense at equal NNZ")
     return written
+
+
+def write_tables(metrics_files: Iterable[PathLike], out_dir: PathLike, compare_with_paper: bool,
+                 reference: PathLike | None = None,
+                 tolerance: float | dict[str, float] | None = None,
+                 planned: Iterable | None = None,
+                 nnz_tolerance: float = DEFAULT_NNZ_TOLERANCE) -> list[Path]:
+    """Every experiment's tables and the summary tables at once (tools and tests)."""
+    files = list(metrics_files)
+    written = []
+    for exp in dict.fromkeys(collect_runs(files)["experiment"]):
+        written += write_experiment_tables(files, out_dir, exp, compare_with_paper, reference,
+                                           tolerance, planned, nnz_tolerance)
+    return written + write_summary_tables(files, out_dir, tolerance, nnz_tolerance)
 
 
 def write_experiment_figures(metrics_files: Iterable[PathLike], out_dir: PathLike,
