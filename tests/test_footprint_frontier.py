@@ -142,3 +142,17 @@ def test_targets_name_csv_tables_and_png_figures_of_every_experiment():
     assert "results/tables/lstm-ptb_budget.csv" in targets
     assert f"results/figures/{EXP}_frontier.png" in targets
     assert not any(t.endswith((".md", ".tex", ".pdf")) for t in targets)
+
+
+def test_default_target_builds_the_footprint_and_its_settings_never_retrain():
+    from tests.workflow_helpers import load_preset
+
+    from gradprune.config import validate_config
+    from gradprune.workflow import job_config, report_targets
+
+    config = validate_config(load_preset("test"))
+    assert set(footprint_targets(config)) <= set(report_targets(config))
+    changed = {**config, "footprint": {**config["footprint"], "latency_rounds": 99}}
+    # training and evaluation jobs get job_config as params: a change would retrain every model
+    assert job_config(changed, EXP) == job_config(config, EXP)
+    assert "footprint" not in job_config(config, EXP)

@@ -67,7 +67,9 @@ def report_targets(config: dict) -> list[str]:
         out += [f"{RESULTS}/tables/{name}{kind}.csv" for kind in TABLE_KINDS]
         out += [f"{RESULTS}/figures/{name}_metric_vs_nnz.png"]
     out += [f"{run_figure_dir(run)}/training_curves.png" for run in plan_runs(config)]
-    return out
+    from gradprune.footprint.paths import footprint_targets
+
+    return out + footprint_targets(config)
 
 
 def run_figure_dir(run) -> str:
@@ -107,6 +109,8 @@ class logged_to:
 
 # Keys of an experiment that list its runs rather than describe how one run trains.
 _RUN_LISTS = ("small_dense", "extra_models")
+# Top-level keys that do not change how a model trains (measurements of trained models).
+_NOT_TRAINING = ("experiments", "seeds", "footprint")
 
 
 def job_config(config: dict, experiment: str) -> dict:
@@ -117,7 +121,7 @@ def job_config(config: dict, experiment: str) -> dict:
     """
     exp = {k: v for k, v in config["experiments"][experiment].items() if k not in _RUN_LISTS}
     exp["large"] = {"size": exp["large"]["size"]}
-    top = {k: v for k, v in config.items() if k not in ("experiments", "seeds")}
+    top = {k: v for k, v in config.items() if k not in _NOT_TRAINING}
     return {**top, "experiments": {experiment: exp}}
 
 
