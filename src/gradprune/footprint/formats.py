@@ -49,7 +49,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors import safe_open
-from safetensors.torch import save
+from safetensors.torch import save_file
 
 LAYOUTS = ("dense", "bitmask", "csr-rel4", "csr")
 PRECISIONS = ("fp32", "int8")
@@ -277,8 +277,7 @@ def write_format(state: Mapping[str, torch.Tensor], masks: Mapping[str, torch.Te
                  encoded: Iterable[str], fmt: str, path: str | Path) -> Footprint:
     """Write the model in format ``fmt`` to ``path`` (safetensors) and count its bytes."""
     arrays, meta = encode_model(state, masks, encoded, fmt)
-    blob = save(arrays, metadata=meta)
-    Path(path).write_bytes(blob)
+    save_file(arrays, str(path), metadata=meta)
     return footprint_of(path, arrays, json.loads(meta["encoded"]))
 
 
