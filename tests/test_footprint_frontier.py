@@ -156,3 +156,12 @@ def test_default_target_builds_the_footprint_and_its_settings_never_retrain():
     # training and evaluation jobs get job_config as params: a change would retrain every model
     assert job_config(changed, EXP) == job_config(config, EXP)
     assert "footprint" not in job_config(config, EXP)
+
+
+def test_an_experiment_without_small_dense_models_has_an_empty_budget_table():
+    metrics, footprints, latencies = (
+        [r for r in recs if r["role"] != "small-dense"] for recs in _records())
+    budgets = fr.budget_table(fr.configurations(metrics, footprints, latencies), slack=0.05)
+    assert budgets.empty and list(budgets.columns) == fr.BUDGET_COLUMNS
+    assert budget_display(budgets).empty
+    assert fr.crossover_table(fr.latency_rows([])).empty

@@ -45,6 +45,13 @@ LATENCY_COLUMNS = ["model", "size", "sparsity", "seed", "mode", "batch", "median
                    "q75_ms", "min_ms", "max_ms", "rounds", "speedup", "speedup_q25",
                    "speedup_q75"]
 CONFIG_KEYS = ["model", "size", "role", "sparsity"]
+BUDGET_COLUMNS = [
+    "axis", "metric", "budget_model", "budget_size", "budget", "sd_value",
+    "best_model", "best_size", "best_role", "best_sparsity", "best_storage", "best_cost",
+    "best_value", "ls_model", "ls_size", "ls_sparsity", "ls_storage", "ls_cost", "ls_value",
+    "difference", "verdict", "tolerance", "slack",
+]
+CROSSOVER_COLUMNS = ["model", "size", "batch", "crossover_sparsity", "note"]
 _LAYOUT_LABELS = {"dense": "dense", "bitmask": "bit-mask", "csr-rel4": "CSR(C)", "csr": "CSR"}
 
 
@@ -196,7 +203,7 @@ def budget_table(configs: pd.DataFrame, slack: float, tolerance: float | None = 
                             "difference": diff, "verdict": verdict(diff, tol)})
             row["tolerance"], row["slack"] = tol, slack
             rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=BUDGET_COLUMNS)
 
 
 def holds_under_bytes(budgets: pd.DataFrame) -> pd.DataFrame:
@@ -245,4 +252,6 @@ def crossover_table(latency: pd.DataFrame) -> pd.DataFrame:
                "note": note}
         row.update({f"speedup@{s:g}": v for s, v in per.items()})
         rows.append(row)
-    return pd.DataFrame(rows)
+    speed = sorted({k for r in rows for k in r if k.startswith("speedup@")},
+                   key=lambda k: float(k.split("@")[1]))
+    return pd.DataFrame(rows, columns=CROSSOVER_COLUMNS + speed)
