@@ -104,7 +104,7 @@ def test_budget_verdicts_change_when_the_budget_is_bytes():
     holds = fr.holds_under_bytes(budgets).set_index("budget_size")
     assert not holds.loc[0.5, "same_as_nnz:bitmask"]
     display = budget_display(budgets).set_index("Budget of")
-    assert display.loc["mobilenet_v1 0.5", "NNZ verdict under byte budgets"].startswith("changes")
+    assert display.loc["mobilenet_v1 0.5", "NNZ verdict under byte budgets"].startswith("changes in bit-mask fp32")
     assert display.loc["mobilenet_v1 0.25", "NNZ verdict under byte budgets"] == "holds"
 
 

@@ -66,22 +66,22 @@ def frontier_display(configs: pd.DataFrame, decimals: int = 2) -> pd.DataFrame:
     metric = configs["metric"].iloc[0]
     nnz = configs[configs["axis"] == "nnz"].sort_values(["size", "model", "sparsity"],
                                                         ascending=[False, True, True])
-    int8 = configs[configs["axis"] == "bytes:bitmask-int8"].set_index(fr.CONFIG_KEYS)["value"]
+    by = configs.set_index(["axis", *fr.CONFIG_KEYS])
     rows = []
     for _, c in nnz.iterrows():
         key = tuple(c[k] for k in fr.CONFIG_KEYS)
+        int8 = ("bytes:bitmask-int8", *key)
         row = {"Model": c["model"], "Size": fmt_size(c["size"]), "Role": c["role"],
                "Sparsity": fmt_sparsity(c["sparsity"]), metric: f"{c['value']:.{decimals}f}",
-               f"{metric} int8": (f"{int8[key]:.{decimals}f}" if key in int8.index else "–")}
+               f"{metric} int8": (f"{by.loc[int8, 'value']:.{decimals}f}" if int8 in by.index
+                                  else "–")}
         for axis in axes:
-            hit = configs[(configs["axis"] == axis)
-                          & (configs[fr.CONFIG_KEYS] == pd.Series(dict(zip(fr.CONFIG_KEYS, key)))
-                             ).all(axis=1)]
-            if hit.empty:
+            if (axis, *key) not in by.index:
                 row[fr.axis_label(axis)] = "–"
                 continue
-            h = hit.iloc[0]
-            row[fr.axis_label(axis)] = _cost_text(axis, h["cost"]) + (" *" if h["pareto"] else "")
+            hit = by.loc[(axis, *key)]
+            row[fr.axis_label(axis)] = (_cost_text(axis, hit["cost"])
+                                        + (" *" if hit["pareto"] else ""))
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -105,10 +105,10 @@ def budget_display(budgets: pd.DataFrame, decimals: int = 2) -> pd.DataFrame:
                 text += (f" ({fmt_sparsity(r['ls_sparsity'])}, "
                          f"{r['difference']:+.{decimals}f})")
             row[fr.axis_label(axis)] = text
-        holds = [fr.axis_label(a) for a in axes if a.startswith("bytes:")
+        holds = [fr.axis_label(a).removeprefix("bytes, ") for a in axes if a.startswith("bytes:")
                  and by.loc[a, "verdict"] != by.loc["nnz", "verdict"]] if "nnz" in by.index else []
         row["NNZ verdict under byte budgets"] = ("holds" if not holds
-                                                 else "changes: " + ", ".join(holds))
+                                                 else "changes in " + "; ".join(holds))
         rows.append(row)
     return pd.DataFrame(rows)
 
