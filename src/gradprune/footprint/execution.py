@@ -106,7 +106,9 @@ class SparseConv2d(nn.Module):
             )
         k, n = cols.shape[1], cols.shape[2]
         flat = cols[0] if b == 1 else cols.transpose(0, 1).reshape(k, b * n)
-        y = self.product.left(flat).reshape(self.out_channels, b, oh, ow).transpose(0, 1)
+        y = self.product.left(flat).reshape(self.out_channels, b, oh, ow)
+        # back to (B, C, H, W) in memory: the layers after it are slower on a strided view
+        y = y[None, :, 0] if b == 1 else y.transpose(0, 1).contiguous()
         if self.bias is not None:
             y = y + self.bias.view(1, -1, 1, 1)
         return y
