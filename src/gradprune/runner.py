@@ -94,7 +94,8 @@ def make_pruner(exp: dict, model, sparsity: float, optimizer=None) -> GradualPru
     )
 
 
-def _new_state(settings: dict, run: Run, data_files: dict, with_pruner: bool) -> TrainState:
+def new_state(settings: dict, run: Run, data_files: dict, with_pruner: bool) -> TrainState:
+    """The model, optimizer, pruner and task of ``run`` as its settings build them (seeded)."""
     exp = settings["experiment"]
     ctx, device = init_from_env(resolve_device(settings["device"]))
     task = build_task(exp, data_files, device, run.seed)
@@ -119,7 +120,7 @@ def pretrain(settings: dict, run: Run, data_files: dict, out_checkpoint: Path, w
     """Dense training of the large model up to the first pruning step t0."""
     exp = settings["experiment"]
     t0 = exp["pruning"]["begin_step"]
-    state = _new_state(settings, run, data_files, with_pruner=False)
+    state = new_state(settings, run, data_files, with_pruner=False)
     ckpt = Path(work_dir) / "checkpoint.pt"
     resume_if_possible(state, ckpt, run_identity(run_config(settings, run), None))
     train_steps(state, exp["train"], t0, ckpt, desc=f"{run.experiment} dense to t0={t0}")
@@ -135,7 +136,7 @@ def train(settings: dict, run: Run, data_files: dict, out_dir: Path, init_checkp
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = now()
-    state = _new_state(settings, run, data_files, with_pruner=True)
+    state = new_state(settings, run, data_files, with_pruner=True)
     ckpt = out_dir / "checkpoint.pt"
     identity = run_identity(run_config(settings, run), init_checkpoint)
     if not resume_if_possible(state, ckpt, identity) and init_checkpoint is not None:
@@ -200,7 +201,7 @@ def evaluate(settings: dict, run: Run, data_files: dict, weights: Path, train_su
     not part of the run's identity)."""
     exp = settings["experiment"]
     started = now()
-    state = _new_state(settings, run, data_files, with_pruner=False)
+    state = new_state(settings, run, data_files, with_pruner=False)
     weights_state, masks = import_weights(weights)
     state.model.load_state_dict(weights_state)
     metrics = state.task.evaluate(state.model, split="test")

@@ -59,7 +59,9 @@ def report_targets(config: dict) -> list[str]:
         out += [f"{TABLES}/{name}{kind}.csv" for kind in TABLE_KINDS]
         out += [f"{FIGURES}/{name}_metric_vs_nnz.png"]
     out += [f"{run.figure_dir}/training_curves.png" for run in plan_runs(config)]
-    return out
+    from gradprune.footprint.paths import footprint_targets
+
+    return out + footprint_targets(config)
 
 
 def experiment_metrics(config: dict, experiment: str) -> list[str]:
