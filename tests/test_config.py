@@ -184,7 +184,7 @@ def test_plan_pairs_every_sparsity_with_small_dense_models_and_seeds():
     large = {(r.sparsity, r.seed) for r in runs if r.size == "1.0"}
     assert large == {(s, seed) for s in ("0.0", "0.5", "0.75", "0.9", "0.95") for seed in (0, 1)}
     small = {r.size for r in runs if r.role == "small-dense"}
-    assert small == {"0.75", "0.5", "0.25"}
+    assert small == {"0.75", "0.5", "0.35", "0.25"}
     assert runs[0].metrics == "results/mobilenet-fmnist/mobilenet_v1-1.0/sparsity-0.0/seed-0/metrics.json"
 
 
@@ -251,7 +251,7 @@ def test_runs_named_by_folder():
          "preset mini has no experiment 'nope'; it has: mobilenet-fmnist, lstm-ptb, gnmt-multi30k"),
         (("mobilenet-fmnist", "lstm_lm", "1.0", "0.5", 0), "trains mobilenet_v1, not 'lstm_lm'"),
         (("mobilenet-fmnist", "mobilenet_v1", "0.3", "0.5", 0),
-         "has no mobilenet_v1 of size '0.3'; its sizes: 1.0, 0.75, 0.5, 0.25"),
+         "has no mobilenet_v1 of size '0.3'; its sizes: 1.0, 0.75, 0.5, 0.35, 0.25"),
         (("mobilenet-fmnist", "mobilenet_v1", "0.5", "0.8", 0),
          "small-dense model of mobilenet-fmnist (trained dense only); the sizes it prunes: 1.0"),
         (("mobilenet-fmnist", "mobilenet_v1", "1.0", "0.80", 0), "sparsity '0.80' is not a fraction"),
