@@ -303,7 +303,7 @@ def test_test_preset_through_slurm_profile_equals_local_run(slurm_env, fmnist_re
     assert rules.count("train") == len(metrics) and rules.count("evaluate") == len(metrics), rules
     assert "pretrain" in rules and "prepare_fashion_mnist" in rules, rules
     # Local rules (download, tables, figures) ran on the submit host, not as SLURM jobs.
-    assert not {"download", "tables", "experiment_figures", "run_figures"} & set(rules), rules
+    assert not {"download", "experiment_tables", "summary_tables", "experiment_figure", "run_figures"} & set(rules), rules
     assert (tmp_path / "slurm/results/tables/mobilenet-fmnist.csv").stat().st_size > 0
 
     # Same results as the local run, bit for bit (CPU, deterministic).
@@ -591,7 +591,7 @@ def test_requeued_training_job_resumes_and_equals_an_uninterrupted_run(
                              check=False, capture_output=True, text=True, timeout=60).stdout
     assert [line.split("|")[1] for line in history.split()] == ["REQUEUED", "COMPLETED"], history
     log = (work / LM_SPARSE / "train.log").read_text()
-    resumed = [int(m) for m in re.findall(r"resumed from \S+checkpoint\.pt at step (\d+)", log)]
+    resumed = [int(m) for m in re.findall(r"resuming \S+checkpoint\.pt at step (\d+)", log)]
     assert resumed and resumed[-1] >= 200 and resumed[-1] % 100 == 0, log[-3000:]
     assert not ckpt.exists()  # removed once the run finished
 

@@ -58,6 +58,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from gradprune.atomic import atomic_path
 from gradprune.data.lm_corpus import Vocabulary, batchify, load_lm_dataset
 from gradprune.models.lstm_lm import PRESETS, detach_hidden, lstm_lm
 from gradprune.tasks.base import Task
@@ -79,7 +80,8 @@ def prepare_lm_corpus(dataset: str, raw_dir, out_path) -> dict:
         "vocab": "\n".join(corpus.vocab.idx2word),
         **{f"tokens_{s}": str(t.numel()) for s, t in tensors.items()},
     }
-    save_file(tensors, str(out_path), metadata=meta)
+    with atomic_path(out_path) as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
     return {"vocab_size": len(corpus.vocab), **{s: int(t.numel()) for s, t in tensors.items()}}
 
 
@@ -219,6 +221,9 @@ class LanguageModelTask(Task):
                 total += float(F.cross_entropy(logits.view(-1, logits.size(-1)).float(),
                                                tail_tg[i : i + EVAL_CHUNK].reshape(-1), reduction="sum"))
         return total, n_targets
+
+    def curve_size(self, limit: int) -> int:
+        return min(limit, len(self.streams["valid"]) - 1)  # next-token targets scored
 
     @torch.no_grad()
     def evaluate(self, model, split="test", limit=None):

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from gradprune.atomic import atomic_path
 from gradprune.models import build_model
 from gradprune.tasks.base import Task, epoch_permutation
 
@@ -46,7 +47,8 @@ def _save_splits(load, raw_dir, out_path) -> None:
         images, labels = load(raw_dir, split, check_size=False)
         tensors[f"{split}_images"] = images.contiguous()
         tensors[f"{split}_labels"] = labels.contiguous()
-    save_file(tensors, str(out_path))
+    with atomic_path(out_path) as tmp:
+        save_file(tensors, str(tmp))
 
 
 class VisionTask(Task):
@@ -137,6 +139,10 @@ class VisionTask(Task):
                 aux, y, label_smoothing=smoothing
             )
         return F.cross_entropy(out, y, label_smoothing=smoothing)
+
+    def curve_size(self, limit: int) -> int:
+        n = len(self.imagenet.val) if self.imagenet is not None else len(self.test_labels)
+        return min(limit, n)
 
     @torch.no_grad()
     def evaluate(self, model, split="test", limit=None):
