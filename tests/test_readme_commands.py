@@ -42,6 +42,9 @@ EXPECTED = {
     # a new --config changes the composed config: only results/config.yaml is rewritten
     "snakemake --cores all --config data='{offline: true}'": {"effective_config": 1},
     "snakemake --profile profiles/slurm --configfile presets/paper.yaml": "paper",
+    "snakemake --profile profiles/slurm --configfile presets/paper.yaml --config experiments='{gnmt-"
+    "wmt16-ende: {resources: {nodes: 2, gpu: 4}}, gnmt-wmt16-deen: {resources: {nodes: 2, gpu: 4}}}'"
+    " precision='{autocast: bf16}'": "paper",
     "snakemake --report report.html": "report",
 }
 
