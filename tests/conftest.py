@@ -1,5 +1,6 @@
 """Shared pytest fixtures. Data layer: `http_server` (loopback servers, tests.fixtures)."""
 
+import os
 import sys
 from pathlib import Path
 
@@ -12,6 +13,13 @@ if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
 from tests.fixtures.http_server import LoopbackServer
+
+# snakemake-executor-plugin-slurm runs `scontrol show config` when it is imported, i.e. at every
+# snakemake start; with SLURM's tools installed but no controller up (here after the SLURM tests
+# stop theirs) that call blocks for its 10 s timeout. Outside tests/test_slurm_workflow.py (which
+# puts the real one back) a stand-in that fails at once comes first on PATH.
+NO_SLURM_BIN = str(Path(__file__).resolve().parent / "fixtures" / "no_slurm")
+os.environ["PATH"] = os.pathsep.join([NO_SLURM_BIN, os.environ.get("PATH", "")])
 
 
 @pytest.fixture

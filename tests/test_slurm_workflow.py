@@ -205,6 +205,16 @@ def _standalone(tmp_path: Path, body: str) -> Path:
 
 
 # ------------------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module", autouse=True)
+def real_scontrol():
+    """This module talks to a real SLURM: take tests/conftest.py's scontrol stand-in off PATH."""
+    stand_in = str(Path(__file__).resolve().parent / "fixtures" / "no_slurm")
+    saved = os.environ["PATH"]
+    os.environ["PATH"] = os.pathsep.join(p for p in saved.split(os.pathsep) if p != stand_in)
+    yield
+    os.environ["PATH"] = saved
+
+
 @pytest.fixture(scope="module")
 def slurm_env():
     """A running local SLURM cluster; the environment (partition, account) to submit with.
