@@ -12,8 +12,9 @@ import torch
 
 from gradprune.data.lm_corpus import EOS, load_ptb
 from gradprune.models.lstm_lm import PRESETS
+from gradprune.seeding import seed_everything
 from gradprune.tasks.lm import LanguageModelTask, load_lm_corpus, model_hparams, prepare_lm_corpus
-from gradprune.training.loop import TrainState, resume_if_possible, seed_everything, train_steps
+from gradprune.training.loop import TrainState, resume_if_possible, train_steps
 from gradprune.training.optim import build_optimizer
 
 torch.set_num_threads(1)

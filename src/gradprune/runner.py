@@ -23,6 +23,7 @@ from gradprune.models import prune_include
 from gradprune.provenance import now, provenance
 from gradprune.pruning import GradualPruner
 from gradprune.schedule import CubicSchedule
+from gradprune.seeding import seed_everything
 from gradprune.tasks import build_task
 from gradprune.training.checkpoint import (
     export_weights,
@@ -31,7 +32,7 @@ from gradprune.training.checkpoint import (
     save_checkpoint,
 )
 from gradprune.training.distributed import init_from_env, launch
-from gradprune.training.loop import TrainState, resume_if_possible, seed_everything, train_steps
+from gradprune.training.loop import TrainState, resume_if_possible, train_steps
 from gradprune.training.optim import build_optimizer, run_lr
 
 

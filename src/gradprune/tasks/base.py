@@ -7,6 +7,8 @@ import abc
 import torch
 from torch import nn
 
+from gradprune import seeding
+
 
 class Task(abc.ABC):
     #: metric names evaluate() returns; the first is the headline metric of tables
@@ -50,5 +52,4 @@ class Task(abc.ABC):
 
 def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
     """The shuffled order of epoch ``epoch``: a pure function of (seed, epoch), for resumption."""
-    gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    return torch.randperm(n, generator=gen)
+    return torch.randperm(n, generator=seeding.generator(seeding.epoch_order_seed(seed, epoch)))

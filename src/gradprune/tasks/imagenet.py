@@ -14,6 +14,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from torchvision import datasets, transforms
 
+from gradprune import seeding
 from gradprune.tasks.base import epoch_permutation
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -56,9 +57,10 @@ class _StepBatches:
             if e != epoch:
                 epoch, order = e, epoch_permutation(self.n, self.seed, e)
             idx = order[i * self.batch_size : (i + 1) * self.batch_size].tolist()
-            base = (self.seed * 1_000_003 + step) * self.batch_size
             # Under DDP each rank loads only its rows; draws stay tied to the global position.
-            yield [(j, base + k) for k, j in enumerate(idx)][self.rank :: self.world_size]
+            draws = [(j, seeding.image_draw_seed(self.seed, step, self.batch_size, k))
+                     for k, j in enumerate(idx)]
+            yield draws[self.rank :: self.world_size]
             step += 1
 
 

@@ -32,6 +32,7 @@ import torch
 from safetensors import safe_open
 from torch import nn
 
+from gradprune import seeding
 from gradprune.models import build_model
 from gradprune.tasks.base import Task, epoch_permutation
 from gradprune.translation.data import (
@@ -144,7 +145,7 @@ class TranslationTask(Task):
             part = order[start : start + chunk]
             part = part[torch.argsort(length[start : start + chunk], stable=True)]
             batches += list(part.split(bs))
-        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch + 7)
+        gen = seeding.generator(seeding.bucket_order_seed(self.seed, epoch))
         batches = [batches[i] for i in torch.randperm(len(batches), generator=gen).tolist()]
         self._epoch_batches = (epoch, batches)
         return batches

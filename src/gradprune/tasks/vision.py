@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from gradprune import seeding
 from gradprune.models import build_model
 from gradprune.tasks.base import Task, epoch_permutation
 
@@ -109,7 +110,7 @@ class VisionTask(Task):
     def _augment(self, x: torch.Tensor, step: int) -> torch.Tensor:
         # Random horizontal flips and 2-pixel translations, drawn from a generator seeded by the
         # step so a resumed run sees the same augmentation.
-        gen = torch.Generator().manual_seed(self.seed * 7_919 + step)
+        gen = seeding.generator(seeding.augment_seed(self.seed, step))
         flip = torch.rand(x.shape[0], generator=gen) < 0.5
         x = torch.where(flip.view(-1, 1, 1, 1).to(x.device), x.flip(-1), x)
         dx, dy = torch.randint(-2, 3, (2,), generator=gen).tolist()

@@ -8,7 +8,6 @@ killed job loses at most that many steps and ends bitwise where an uninterrupted
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,12 +21,6 @@ from gradprune.counting import masks_sparsity
 from gradprune.pruning import GradualPruner
 from gradprune.training.checkpoint import load_checkpoint, save_checkpoint
 from gradprune.training.optim import run_lr, set_lr
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 def rng_state() -> dict:
