@@ -12,6 +12,10 @@ from gradprune.tasks.base import Task
 
 def build_task(experiment: dict, data_files: dict, device, seed: int) -> Task:
     family = experiment["family"]
+    if family == "vision" and experiment["dataset"] == "imagenet":
+        from gradprune.tasks.imagenet import ImageNetTask
+
+        return ImageNetTask(experiment, data_files, device, seed)
     if family == "vision":
         from gradprune.tasks.vision import VisionTask
 

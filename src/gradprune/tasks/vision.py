@@ -1,11 +1,16 @@
 """Image classification: MobileNetV1 / InceptionV3 on Fashion-MNIST, CIFAR-10 or ImageNet.
 
-Small datasets are held in memory as uint8 tensors (prepared once by the workflow) and batched by
-index, which on a 2-core CPU is several times faster than a DataLoader with per-image transforms.
-ImageNet goes through torchvision's ImageFolder and the standard Inception-style transforms.
+:class:`ImageClassificationTask` holds what every image dataset shares (the models, the loss, the
+top-1/top-5 evaluation); :class:`VisionTask` serves the small datasets, held in memory as uint8
+tensors (prepared once by the workflow) and batched by index, which on a 2-core CPU is several
+times faster than a DataLoader with per-image transforms. ImageNet has its own task
+(:class:`gradprune.tasks.imagenet.ImageNetTask`).
 """
 
 from __future__ import annotations
+
+import abc
+from collections.abc import Iterable
 
 import torch
 import torch.nn.functional as F
@@ -21,7 +26,7 @@ _STATS = {
     "fashion-mnist": ((0.2860,), (0.3530,)),
     "cifar-10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
 }
-_NUM_CLASSES = {"fashion-mnist": 10, "cifar-10": 10, "imagenet": 1000}
+_NUM_CLASSES = {"fashion-mnist": 10, "cifar-10": 10}
 
 
 def prepare_fashion_mnist(raw_dir, out_path) -> None:
@@ -50,7 +55,26 @@ def _save_splits(load, raw_dir, out_path) -> None:
     save_file(tensors, str(out_path))
 
 
-class VisionTask(Task):
+@torch.no_grad()
+def top1_top5(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], device) -> dict:
+    """Top-1 and top-5 accuracy (%) of ``model`` (put in eval mode meanwhile) over ``batches``."""
+    was_training = model.training
+    model.eval()
+    correct1 = correct5 = n = 0
+    for x, y in batches:
+        logits = model(x.to(device))
+        y = y.to(device)
+        top = logits.topk(min(5, logits.shape[1]), dim=1).indices
+        correct1 += int((top[:, 0] == y).sum())
+        correct5 += int((top == y[:, None]).any(dim=1).sum())
+        n += len(y)
+    model.train(was_training)
+    return {"top1": 100.0 * correct1 / n, "top5": 100.0 * correct5 / n}
+
+
+class ImageClassificationTask(Task):
+    """What every image dataset shares; a dataset gives its batches and its evaluation batches."""
+
     metric_names = ("top1", "top5")
     curve_metric = "top1"
     supports_sharding = True
@@ -60,12 +84,55 @@ class VisionTask(Task):
         self.dataset = experiment["dataset"]
         self.batch_size = experiment["train"]["batch_size"]
         self.eval_batch_size = experiment["train"].get("eval_batch_size", 256)
-        if self.dataset == "imagenet":
-            from gradprune.tasks.imagenet import ImageNetData
 
-            self.imagenet = ImageNetData(data_files["prepared"], experiment, seed, device)
-            return
-        self.imagenet = None
+    @property
+    @abc.abstractmethod
+    def num_classes(self) -> int: ...
+
+    @property
+    @abc.abstractmethod
+    def in_channels(self) -> int: ...
+
+    @abc.abstractmethod
+    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The global batch of ``step``, this rank's rows of it under DDP."""
+
+    @abc.abstractmethod
+    def eval_batches(self, limit: int | None) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
+        """(images, labels) batches of the first ``limit`` test images (all when None)."""
+
+    def build_model(self, size) -> nn.Module:
+        args = dict(self.experiment.get("model_args", {}))
+        if self.experiment["model"] == "inception_v3":  # no width multiplier: size is 1.0
+            return build_model("inception_v3", num_classes=self.num_classes, **args)
+        return build_model(
+            self.experiment["model"], width=float(size), num_classes=self.num_classes,
+            in_channels=self.in_channels, **args,
+        )
+
+    def train_loss(self, model, step):
+        x, y = self.batch(step)
+        out = model(x)
+        smoothing = self.experiment["train"].get("label_smoothing", 0.0)
+        if isinstance(out, tuple):  # InceptionV3 in training: (logits, aux_logits), aux weight 0.4
+            logits, aux = out
+            return F.cross_entropy(logits, y, label_smoothing=smoothing) + 0.4 * F.cross_entropy(
+                aux, y, label_smoothing=smoothing
+            )
+        return F.cross_entropy(out, y, label_smoothing=smoothing)
+
+    def evaluate(self, model, split="test", limit=None):
+        # Fashion-MNIST and CIFAR-10 have no validation split; ImageNet's val is its test set.
+        if split not in ("test", "valid"):
+            raise ValueError(f"unknown split {split!r}")
+        return top1_top5(model, self.eval_batches(limit), self.device)
+
+
+class VisionTask(ImageClassificationTask):
+    """Fashion-MNIST and CIFAR-10, in memory."""
+
+    def __init__(self, experiment, data_files, device, seed):
+        super().__init__(experiment, data_files, device, seed)
         tensors = load_file(str(data_files["prepared"]))
         subset = experiment["train"].get("train_subset")
         self.train_images = tensors["train_images"][:subset]
@@ -78,28 +145,15 @@ class VisionTask(Task):
 
     @property
     def num_classes(self) -> int:
-        if self.imagenet is not None:
-            return len(self.imagenet.train.folder.classes)
         return _NUM_CLASSES[self.dataset]
 
     @property
-    def steps_per_epoch(self) -> int:
-        if self.imagenet is not None:
-            return self.imagenet.steps_per_epoch
-        return len(self.train_labels) // self.batch_size  # drop the last partial batch
+    def in_channels(self) -> int:
+        return self.train_images.shape[1] if self.train_images.dim() == 4 else 1
 
-    def build_model(self, size) -> nn.Module:
-        args = dict(self.experiment.get("model_args", {}))
-        if self.experiment["model"] == "inception_v3":  # no width multiplier: size is 1.0
-            return build_model("inception_v3", num_classes=self.num_classes, **args)
-        if self.imagenet is not None:
-            in_channels = 3
-        else:
-            in_channels = self.train_images.shape[1] if self.train_images.dim() == 4 else 1
-        return build_model(
-            self.experiment["model"], width=float(size), num_classes=self.num_classes,
-            in_channels=in_channels, **args,
-        )
+    @property
+    def steps_per_epoch(self) -> int:
+        return len(self.train_labels) // self.batch_size  # drop the last partial batch
 
     def _normalise(self, images: torch.Tensor) -> torch.Tensor:
         x = images.float().div_(255.0)
@@ -119,44 +173,14 @@ class VisionTask(Task):
         return padded[..., 2 + dy : 2 + dy + h, 2 + dx : 2 + dx + w]
 
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The global batch of ``step``, this rank's rows of it under DDP."""
-        if self.imagenet is not None:
-            return self.imagenet.batch(step, self.dist)
         epoch, i = divmod(step, self.steps_per_epoch)
         order = epoch_permutation(len(self.train_labels), self.seed, epoch)
         idx = order[i * self.batch_size : (i + 1) * self.batch_size]
         x = self._augment(self._normalise(self.train_images[idx]), step)
         return self.dist.shard(x), self.dist.shard(self.train_labels[idx].to(self.device))
 
-    def train_loss(self, model, step):
-        x, y = self.batch(step)
-        out = model(x)
-        smoothing = self.experiment["train"].get("label_smoothing", 0.0)
-        if isinstance(out, tuple):  # InceptionV3 in training: (logits, aux_logits), aux weight 0.4
-            logits, aux = out
-            return F.cross_entropy(logits, y, label_smoothing=smoothing) + 0.4 * F.cross_entropy(
-                aux, y, label_smoothing=smoothing
-            )
-        return F.cross_entropy(out, y, label_smoothing=smoothing)
-
-    @torch.no_grad()
-    def evaluate(self, model, split="test", limit=None):
-        if split not in ("test", "valid"):
-            raise ValueError(f"unknown split {split!r}")
-        if self.imagenet is not None:
-            return self.imagenet.evaluate(model, limit)
-        # Fashion-MNIST and CIFAR-10 have no validation split; ImageNet's val is its test set.
+    def eval_batches(self, limit):
         images, labels = self.test_images[:limit], self.test_labels[:limit]
-        was_training = model.training
-        model.eval()
-        correct1 = correct5 = 0
         for start in range(0, len(labels), self.eval_batch_size):
-            x = self._normalise(images[start : start + self.eval_batch_size])
-            y = labels[start : start + self.eval_batch_size].to(self.device)
-            logits = model(x)
-            top = logits.topk(min(5, logits.shape[1]), dim=1).indices
-            correct1 += int((top[:, 0] == y).sum())
-            correct5 += int((top == y[:, None]).any(dim=1).sum())
-        model.train(was_training)
-        n = len(labels)
-        return {"top1": 100.0 * correct1 / n, "top5": 100.0 * correct5 / n}
+            yield (self._normalise(images[start : start + self.eval_batch_size]),
+                   labels[start : start + self.eval_batch_size])
