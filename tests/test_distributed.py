@@ -30,8 +30,8 @@ class ShardedToyTask(Task):
 
     supports_sharding = True
 
-    def __init__(self):
-        super().__init__({}, {}, "cpu", 0)
+    def __init__(self, dist: DistContext):
+        super().__init__({}, {}, "cpu", 0, dist)
         gen = torch.Generator().manual_seed(0)
         self.x = torch.randn(512, 16, generator=gen)
         self.y = self.x @ torch.randn(16, 4, generator=gen)
@@ -49,8 +49,7 @@ class ShardedToyTask(Task):
 
 
 def _train(ctx: DistContext) -> tuple[dict, dict]:
-    task = ShardedToyTask()
-    task.dist = ctx
+    task = ShardedToyTask(ctx)
     torch.manual_seed(0)
     model = task.build_model(None)
     opt = build_optimizer(model, TRAIN["optimizer"])

@@ -52,9 +52,7 @@ def test_batches_are_a_function_of_the_step_and_shard_over_ranks(tmp_path):
            "resources": {"threads": 0}}
 
     def task(dist=None):
-        task = ImageNetTask(exp, {"prepared": tmp_path / "index.json"}, "cpu", seed=0)
-        task.dist = dist or DistContext()
-        return task
+        return ImageNetTask(exp, {"prepared": tmp_path / "index.json"}, "cpu", seed=0, dist=dist)
 
     data = task()
     assert data.steps_per_epoch == 3 and data.num_classes == 3

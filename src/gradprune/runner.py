@@ -96,13 +96,12 @@ def make_pruner(exp: dict, model, sparsity: float, optimizer=None) -> GradualPru
 def _new_state(settings: dict, run: Run, data_files: dict, with_pruner: bool) -> TrainState:
     exp = settings["experiment"]
     ctx, device = init_from_env(resolve_device(settings["device"]))
-    task = build_task(exp, data_files, device, run.seed)
+    task = build_task(exp, data_files, device, run.seed, dist=ctx)
     if ctx.enabled and not task.supports_sharding:
         raise NotImplementedError(
             f"multi-GPU training is implemented for the vision family; {exp['family']} runs on "
             "one device: set resources.gpu to 1"
         )
-    task.dist = ctx
     seed_everything(run.seed)  # the same initial weights on every rank
     model = task.build_model(size_value(run.size)).to(device)
     optimizer = build_optimizer(model, exp["train"]["optimizer"])

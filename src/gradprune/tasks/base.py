@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from gradprune import seeding
+from gradprune.training.distributed import DistContext
 
 
 class Task(abc.ABC):
@@ -18,14 +19,13 @@ class Task(abc.ABC):
     #: whether train_loss keeps only this rank's rows of a global batch (multi-GPU DDP)
     supports_sharding: bool = False
 
-    def __init__(self, experiment: dict, data_files: dict, device, seed: int) -> None:
+    def __init__(self, experiment: dict, data_files: dict, device, seed: int,
+                 dist: DistContext | None = None) -> None:
         self.experiment = experiment
         self.data_files = data_files
         self.device = torch.device(device)
         self.seed = seed
-        from gradprune.training.distributed import DistContext
-
-        self.dist = DistContext()  # set by the runner under torchrun
+        self.dist = dist or DistContext()  # this process's place under torchrun, if any
 
     @abc.abstractmethod
     def build_model(self, size) -> nn.Module:

@@ -67,8 +67,8 @@ class _StepBatches:
 
 
 class ImageNetTask(ImageClassificationTask):
-    def __init__(self, experiment, data_files, device, seed):
-        super().__init__(experiment, data_files, device, seed)
+    def __init__(self, experiment, data_files, device, seed, dist=None):
+        super().__init__(experiment, data_files, device, seed, dist)
         index = json.loads(Path(data_files["prepared"]).read_text())
         root = index["root"]
         crop, resize = image_size(experiment["model"])

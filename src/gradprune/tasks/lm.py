@@ -114,8 +114,8 @@ class LanguageModelTask(Task):
     metric_names = ("test_perplexity", "val_perplexity")
     curve_metric = "val_perplexity"
 
-    def __init__(self, experiment, data_files, device, seed):
-        super().__init__(experiment, data_files, device, seed)
+    def __init__(self, experiment, data_files, device, seed, dist=None):
+        super().__init__(experiment, data_files, device, seed, dist)
         streams, self.vocab = load_lm_corpus(data_files["prepared"])
         tr = experiment["train"]
         self.batch_size = tr["batch_size"]

@@ -84,8 +84,8 @@ class TranslationTask(Task):
     metric_names = ("bleu", "bleu_tok", "chrf")
     curve_metric = "bleu"
 
-    def __init__(self, experiment, data_files, device, seed):
-        super().__init__(experiment, data_files, device, seed)
+    def __init__(self, experiment, data_files, device, seed, dist=None):
+        super().__init__(experiment, data_files, device, seed, dist)
         self.cfg = settings(experiment)
         if self.cfg["curve_examples"] == 0:
             self.curve_metric = ""

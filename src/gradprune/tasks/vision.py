@@ -79,8 +79,8 @@ class ImageClassificationTask(Task):
     curve_metric = "top1"
     supports_sharding = True
 
-    def __init__(self, experiment, data_files, device, seed):
-        super().__init__(experiment, data_files, device, seed)
+    def __init__(self, experiment, data_files, device, seed, dist=None):
+        super().__init__(experiment, data_files, device, seed, dist)
         self.dataset = experiment["dataset"]
         self.batch_size = experiment["train"]["batch_size"]
         self.eval_batch_size = experiment["train"].get("eval_batch_size", 256)
@@ -131,8 +131,8 @@ class ImageClassificationTask(Task):
 class VisionTask(ImageClassificationTask):
     """Fashion-MNIST and CIFAR-10, in memory."""
 
-    def __init__(self, experiment, data_files, device, seed):
-        super().__init__(experiment, data_files, device, seed)
+    def __init__(self, experiment, data_files, device, seed, dist=None):
+        super().__init__(experiment, data_files, device, seed, dist)
         tensors = load_file(str(data_files["prepared"]))
         subset = experiment["train"].get("train_subset")
         self.train_images = tensors["train_images"][:subset]
