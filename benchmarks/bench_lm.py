@@ -31,11 +31,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from gradprune.data.lm import prepare_lm_corpus
 from gradprune.models import prune_include
 from gradprune.models.lstm_lm import detach_hidden
 from gradprune.pruning import GradualPruner
 from gradprune.schedule import CubicSchedule
-from gradprune.tasks.lm import LanguageModelTask, prepare_lm_corpus
+from gradprune.tasks.lm import LanguageModelTask
 from gradprune.training.loop import TrainState, train_steps
 from gradprune.training.optim import build_optimizer
 

@@ -98,7 +98,7 @@ def test_runner_under_torchrun_trains_a_vision_run(tmp_path):
 
     from gradprune import runner
     from gradprune.config import resolve_run, run_settings, validate_config
-    from gradprune.tasks.vision import prepare_fashion_mnist
+    from gradprune.data.vision import prepare_fashion_mnist
 
     write_fashion_mnist(tmp_path / "raw", n_train=96, n_test=16)
     prepare_fashion_mnist(tmp_path / "raw", tmp_path / "data.safetensors")

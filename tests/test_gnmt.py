@@ -157,7 +157,7 @@ def test_one_sgd_step_under_the_paper_loss_is_tf_nmts_summed_per_sentence_step(l
 
     from tests.workflow_helpers import load_preset
 
-    from gradprune.translation.data import settings
+    from gradprune.data.translation import settings
 
     paper = load_preset("paper")["experiments"]
     forms = {settings(paper[name])["loss"] for name in ("gnmt-wmt16-ende", "gnmt-wmt16-deen")}
@@ -184,7 +184,7 @@ def test_the_mini_preset_keeps_the_per_token_mean_loss(label_smoothing):
     import torch.nn.functional as F
     from tests.workflow_helpers import load_preset
 
-    from gradprune.translation.data import settings
+    from gradprune.data.translation import settings
 
     form = settings(load_preset("mini")["experiments"]["gnmt-multi30k"])["loss"]
     assert form == "mean_per_token"

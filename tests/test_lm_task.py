@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from gradprune.data.lm import load_lm_corpus, prepare_lm_corpus
 from gradprune.data.lm_corpus import EOS, load_ptb
 from gradprune.models.lstm_lm import PRESETS
 from gradprune.seeding import seed_everything
-from gradprune.tasks.lm import LanguageModelTask, load_lm_corpus, model_hparams, prepare_lm_corpus
+from gradprune.tasks.lm import LanguageModelTask, model_hparams
 from gradprune.training.loop import TrainState, resume_if_possible, train_steps
 from gradprune.training.optim import build_optimizer
 

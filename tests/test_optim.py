@@ -15,7 +15,7 @@ from tests.workflow_helpers import load_preset
 
 from gradprune import runner
 from gradprune.config import ConfigError, resolve_run, run_settings, validate_config
-from gradprune.tasks.vision import prepare_fashion_mnist
+from gradprune.data.vision import prepare_fashion_mnist
 from gradprune.training.optim import lr_at, run_lr
 
 STEP = {"total_steps": 100, "optimizer": {"name": "sgd", "lr": 1.0},

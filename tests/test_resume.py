@@ -17,7 +17,7 @@ from tests.fixtures.data_formats import write_fashion_mnist
 from tests.workflow_helpers import ROOT, load_preset
 
 from gradprune.config import validate_config
-from gradprune.tasks.vision import prepare_fashion_mnist
+from gradprune.data.vision import prepare_fashion_mnist
 from gradprune.training.checkpoint import CorruptCheckpointError, load_checkpoint, save_checkpoint
 
 RUN = "results/mobilenet-fmnist/mobilenet_v1-1.0/sparsity-0.75/seed-0"

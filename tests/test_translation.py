@@ -3,8 +3,8 @@
 import pytest
 import torch
 
+from gradprune.data.translation import pack, raw_files, resolve_tests, unpack
 from gradprune.models.gnmt import gnmt
-from gradprune.translation.data import pack, raw_files, resolve_tests, unpack
 from gradprune.translation.decode import beam_search, greedy_decode, length_penalty
 from gradprune.translation.scoring import score_corpus
 
@@ -173,7 +173,7 @@ def _wmt16_archives(root):
 
 
 def test_wmt16_pairs_are_read_inside_the_archives(tmp_path):
-    from gradprune.translation.data import load_eval, load_train
+    from gradprune.data.translation import load_eval, load_train
 
     _wmt16_archives(tmp_path / "wmt16")
     train = load_train(tmp_path, "wmt16", "en", "de")
@@ -193,7 +193,7 @@ def test_wmt16_pairs_are_read_inside_the_archives(tmp_path):
 def test_wmt16_archive_without_the_member_names_it(tmp_path):
     from tests.fixtures.data_formats import tgz_bytes
 
-    from gradprune.translation.data import load_train
+    from gradprune.data.translation import load_train
 
     _wmt16_archives(tmp_path / "wmt16")
     (tmp_path / "wmt16" / "training-parallel-nc-v11.tgz").write_bytes(tgz_bytes({"x": b"y"}))
@@ -216,7 +216,7 @@ def _task(files: dict, source: str, target: str, **translation):
 @pytest.fixture(scope="module")
 def wmt16_prepared(tmp_path_factory):
     """One prepare of the synthetic WMT16 archives (both language sides), for both directions."""
-    from gradprune.translation.data import prepare
+    from gradprune.data.translation import prepare
 
     tmp = tmp_path_factory.mktemp("wmt16")
     _wmt16_archives(tmp / "raw" / "wmt16")

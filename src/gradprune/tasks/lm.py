@@ -1,6 +1,6 @@
 """Word-level language modelling: Zaremba et al. (2014) LSTMs on PTB (or WikiText-2), Table 3.
 
-Data. The workflow's prepare step (:func:`prepare_lm_corpus`) encodes the three splits once into
+Data. The workflow's prepare step (:func:`gradprune.data.lm.prepare_lm_corpus`) encodes the three splits once into
 one safetensors file: int64 streams ``train``/``valid``/``test`` (every line ends with ``<eos>``;
 vocabulary of the training split, 10,000 types on PTB) and the vocabulary itself (metadata
 ``vocab``: the words in id order, one per line).
@@ -48,43 +48,16 @@ import math
 
 import torch
 import torch.nn.functional as F
-from safetensors import safe_open
-from safetensors.torch import save_file
 from torch import nn
 
-from gradprune.data.lm_corpus import Vocabulary, batchify, load_lm_dataset
+from gradprune.data.lm import load_lm_corpus
+from gradprune.data.lm_corpus import batchify
 from gradprune.models.lstm_lm import PRESETS, detach_hidden, lstm_lm
 from gradprune.tasks.base import Task
 
 # Length of the windows evaluation feeds through the model at once (no gradients, so any length
 # gives the same numbers; this only trades memory for fewer Python iterations).
 EVAL_CHUNK = 256
-
-
-def prepare_lm_corpus(dataset: str, raw_dir, out_path) -> dict:
-    """Encode ``dataset``'s three splits from ``raw_dir`` into one safetensors file.
-
-    Returns the counts written (tokens per split, vocabulary size).
-    """
-    corpus = load_lm_dataset(dataset, raw_dir)
-    tensors = {s: getattr(corpus, s).contiguous() for s in ("train", "valid", "test")}
-    meta = {
-        "dataset": dataset,
-        "vocab": "\n".join(corpus.vocab.idx2word),
-        **{f"tokens_{s}": str(t.numel()) for s, t in tensors.items()},
-    }
-    save_file(tensors, str(out_path), metadata=meta)
-    return {"vocab_size": len(corpus.vocab), **{s: int(t.numel()) for s, t in tensors.items()}}
-
-
-def load_lm_corpus(path) -> tuple[dict[str, torch.Tensor], Vocabulary]:
-    """The streams and the vocabulary of a prepared corpus file."""
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
-        streams = {k: f.get_tensor(k) for k in ("train", "valid", "test")}
-    if "vocab" not in meta:
-        raise ValueError(f"{path}: no vocabulary in the metadata; rerun the prepare step")
-    return streams, Vocabulary(meta["vocab"].split("\n"))
 
 
 def model_hparams(size, model_args: dict | None = None) -> dict:

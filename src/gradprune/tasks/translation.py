@@ -1,6 +1,6 @@
 """Translation (GNMT, Table 4): Multi30k at CPU scale, WMT16 En-De and De-En at the paper's scale.
 
-Data come prepared by the workflow (``gradprune.translation.data.prepare``): sentencepiece ids of
+Data come prepared by the workflow (``gradprune.data.translation.prepare``): sentencepiece ids of
 both language sides of every split, the sentencepiece model, and the raw text of the evaluation
 sets. The experiment's ``translation.source_lang`` / ``target_lang`` choose the direction: the
 source side of every split is ``source_lang``'s, the references ``target_lang``'s.
@@ -33,9 +33,7 @@ from safetensors import safe_open
 from torch import nn
 
 from gradprune import seeding
-from gradprune.models import build_model
-from gradprune.tasks.base import Task, epoch_permutation
-from gradprune.translation.data import (
+from gradprune.data.translation import (
     BOS,
     EOS,
     LAYOUT,
@@ -44,6 +42,8 @@ from gradprune.translation.data import (
     resolve_tests,
     settings,
 )
+from gradprune.models import build_model
+from gradprune.tasks.base import Task, epoch_permutation
 from gradprune.translation.decode import beam_search, greedy_decode
 from gradprune.translation.scoring import PAPER_BLEU_NOTE, score_corpus
 

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
 from gradprune import seeding
@@ -27,32 +27,6 @@ _STATS = {
     "cifar-10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
 }
 _NUM_CLASSES = {"fashion-mnist": 10, "cifar-10": 10}
-
-
-def prepare_fashion_mnist(raw_dir, out_path) -> None:
-    """Decode the four idx.gz files into one safetensors file of uint8 images and int64 labels."""
-    from gradprune.data.fashion_mnist import load_fashion_mnist
-
-    _save_splits(load_fashion_mnist, raw_dir, out_path)
-
-
-def prepare_cifar10(raw_dir, out_path) -> None:
-    """Read the binary batches inside the archive into one safetensors file (uint8, int64)."""
-    from gradprune.data.cifar10 import load_cifar10
-
-    _save_splits(load_cifar10, raw_dir, out_path)
-
-
-def _save_splits(load, raw_dir, out_path) -> None:
-    """``{split}_images`` and ``{split}_labels`` of train and test, as VisionTask reads them."""
-    tensors = {}
-    for split in ("train", "test"):
-        # Sizes are not checked here: the download step verified every file's sha256, and the
-        # test suite serves smaller synthetic files under another registry.
-        images, labels = load(raw_dir, split, check_size=False)
-        tensors[f"{split}_images"] = images.contiguous()
-        tensors[f"{split}_labels"] = labels.contiguous()
-    save_file(tensors, str(out_path))
 
 
 @torch.no_grad()
