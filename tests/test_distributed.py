@@ -11,6 +11,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 from safetensors.torch import load_file
+from tests.workflow_helpers import validated_experiment
 from torch import nn
 
 from gradprune.pruning import GradualPruner
@@ -20,8 +21,10 @@ from gradprune.training.distributed import DistContext
 from gradprune.training.loop import TrainState, train_steps
 from gradprune.training.optim import build_optimizer
 
-TRAIN = {"total_steps": 30, "optimizer": {"name": "sgd", "lr": 0.1, "momentum": 0.9},
-         "log_every": 5, "eval_every": 100, "checkpoint_every": 100}
+TRAIN = validated_experiment("test", "mobilenet-fmnist", train={
+    "total_steps": 30, "optimizer": {"name": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 0.0},
+    "lr_schedule": {"name": "constant"}, "log_every": 5, "eval_every": 100, "checkpoint_every": 100,
+})["train"]
 SCHEDULE = CubicSchedule(0.0, 0.8, begin_step=5, frequency=5, n_updates=3)
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from tests.workflow_helpers import validated_experiment
 
 from gradprune.data.imagenet import ImageNetLayoutError, index_imagenet, write_index
 from gradprune.tasks import build_task
@@ -48,16 +49,16 @@ def test_batches_are_a_function_of_the_step_and_shard_over_ranks(tmp_path):
     root = _folder(tmp_path / "in")
     write_index(root, tmp_path / "index.json", expected_classes=3, check_sizes=False)
     assert json.loads((tmp_path / "index.json").read_text())["splits"]["train"]["images"] == 12
-    exp = {"model": "mobilenet_v1", "dataset": "imagenet", "train": {"batch_size": 4},
-           "resources": {"threads": 0}}
+    exp = validated_experiment("paper", "mobilenet-imagenet", train={"batch_size": 4})
 
     def task(dist=None):
-        return ImageNetTask(exp, {"prepared": tmp_path / "index.json"}, "cpu", seed=0, dist=dist)
+        task = ImageNetTask(exp, {"prepared": tmp_path / "index.json"}, "cpu", seed=0, dist=dist)
+        task.workers = 0  # load in this process: quicker here, the same batches
+        return task
 
     data = task()
     assert data.steps_per_epoch == 3 and data.num_classes == 3
-    assert isinstance(build_task({**exp, "family": "vision"}, {"prepared": tmp_path / "index.json"},
-                                 "cpu", 0), ImageNetTask)
+    assert isinstance(build_task(exp, {"prepared": tmp_path / "index.json"}, "cpu", 0), ImageNetTask)
     x2, y2 = data.batch(2)
     assert x2.shape == (4, 3, 224, 224)
     # Asked again out of order (a resumed run), the same step gives the same batch.

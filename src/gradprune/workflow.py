@@ -28,7 +28,7 @@ def registry_for(config: dict):
     """The shipped registry, or the TSV named by ``data.registry`` (tests, private mirrors)."""
     from gradprune.data.registry import Registry, default_registry
 
-    path = config.get("data", {}).get("registry")
+    path = config["data"]["registry"]
     return Registry.from_tsv(path) if path else default_registry()
 
 

@@ -67,6 +67,11 @@ class _StepBatches:
 
 
 class ImageNetTask(ImageClassificationTask):
+    #: DataLoader worker processes. A run's settings hold no resources (they do not change its
+    #: results: batches are the same for any worker count), so resources.threads never reached
+    #: this task; 2 is the number it always used.
+    workers = 2
+
     def __init__(self, experiment, data_files, device, seed, dist=None):
         super().__init__(experiment, data_files, device, seed, dist)
         index = json.loads(Path(data_files["prepared"]).read_text())
@@ -80,7 +85,6 @@ class ImageNetTask(ImageClassificationTask):
         self.val = datasets.ImageFolder(f"{root}/val", transforms.Compose([
             transforms.Resize(resize), transforms.CenterCrop(crop), transforms.ToTensor(), normalize,
         ]))
-        self.workers = experiment.get("resources", {}).get("threads", 2)
         self._iterator, self._next_step = None, None
 
     @property

@@ -92,9 +92,9 @@ class LanguageModelTask(Task):
         streams, self.vocab = load_lm_corpus(data_files["prepared"])
         tr = experiment["train"]
         self.batch_size = tr["batch_size"]
-        self.bptt = tr.get("bptt", 35)
-        self.eval_batch_size = tr.get("eval_batch_size", 1)
-        subset = tr.get("train_subset")  # first N tokens of the training stream (tests)
+        self.bptt = tr["bptt"]
+        self.eval_batch_size = tr["eval_batch_size"]
+        subset = tr["train_subset"]  # first N tokens of the training stream (tests)
         self.train_data = batchify(streams["train"][:subset], self.batch_size).to(self.device)
         self.streams = {"valid": streams["valid"], "test": streams["test"]}
         if self.steps_per_epoch < 1:
@@ -116,7 +116,7 @@ class LanguageModelTask(Task):
 
     def build_model(self, size) -> nn.Module:
         return lstm_lm(vocab_size=self.vocab_size,
-                       **model_hparams(size, self.experiment.get("model_args")))
+                       **model_hparams(size, self.experiment["model_args"]))
 
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(inputs, targets), each ``(bptt, batch_size)``, of optimizer step ``step``."""

@@ -106,7 +106,7 @@ class TranslationTask(Task):
         self._tensors = tensors
         src, tgt = self._side("train", self.src_lang), self._side("train", self.tgt_lang)
         n = len(src)
-        subset = experiment["train"].get("train_subset")
+        subset = experiment["train"]["train_subset"]
         idx = torch.arange(min(n, subset) if subset else n)
         max_len = self.cfg["max_train_len"]
         keep = (src.lengths[idx] <= max_len) & (tgt.lengths[idx] <= max_len) & (src.lengths[idx] > 0)
@@ -116,8 +116,8 @@ class TranslationTask(Task):
         if len(self.train_index) < self.batch_size:
             raise ValueError(f"{len(self.train_index)} training pairs (after max_train_len "
                              f"{max_len}) is less than one batch of {self.batch_size}")
-        self.eval_batch_size = experiment["train"].get("eval_batch_size", 256)
-        self.label_smoothing = experiment["train"].get("label_smoothing", 0.0)
+        self.eval_batch_size = experiment["train"]["eval_batch_size"]
+        self.label_smoothing = experiment["train"]["label_smoothing"]
         self._epoch_batches: tuple[int, list[torch.Tensor]] | None = None
         self.last_eval_info: dict = {}
 
@@ -127,7 +127,7 @@ class TranslationTask(Task):
         return len(self.train_index) // self.batch_size
 
     def build_model(self, size) -> nn.Module:
-        args = dict(self.experiment.get("model_args", {}))
+        args = dict(self.experiment["model_args"])
         return build_model(self.experiment["model"], size=int(size), vocab_size=self.vocab_size,
                            pad_id=PAD, **args)
 

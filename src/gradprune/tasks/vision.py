@@ -57,7 +57,7 @@ class ImageClassificationTask(Task):
         super().__init__(experiment, data_files, device, seed, dist)
         self.dataset = experiment["dataset"]
         self.batch_size = experiment["train"]["batch_size"]
-        self.eval_batch_size = experiment["train"].get("eval_batch_size", 256)
+        self.eval_batch_size = experiment["train"]["eval_batch_size"]
 
     @property
     @abc.abstractmethod
@@ -76,7 +76,7 @@ class ImageClassificationTask(Task):
         """(images, labels) batches of the first ``limit`` test images (all when None)."""
 
     def build_model(self, size) -> nn.Module:
-        args = dict(self.experiment.get("model_args", {}))
+        args = dict(self.experiment["model_args"])
         if self.experiment["model"] == "inception_v3":  # no width multiplier: size is 1.0
             return build_model("inception_v3", num_classes=self.num_classes, **args)
         return build_model(
@@ -87,7 +87,7 @@ class ImageClassificationTask(Task):
     def train_loss(self, model, step):
         x, y = self.batch(step)
         out = model(x)
-        smoothing = self.experiment["train"].get("label_smoothing", 0.0)
+        smoothing = self.experiment["train"]["label_smoothing"]
         if isinstance(out, tuple):  # InceptionV3 in training: (logits, aux_logits), aux weight 0.4
             logits, aux = out
             return F.cross_entropy(logits, y, label_smoothing=smoothing) + 0.4 * F.cross_entropy(
@@ -108,7 +108,7 @@ class VisionTask(ImageClassificationTask):
     def __init__(self, experiment, data_files, device, seed, dist=None):
         super().__init__(experiment, data_files, device, seed, dist)
         tensors = load_file(str(data_files["prepared"]))
-        subset = experiment["train"].get("train_subset")
+        subset = experiment["train"]["train_subset"]
         self.train_images = tensors["train_images"][:subset]
         self.train_labels = tensors["train_labels"][:subset]
         self.test_images = tensors["test_images"]

@@ -113,9 +113,9 @@ def train_steps(
     ``train_cfg``; :func:`gradprune.training.optim.run_lr`).
     """
     lr_of = lr_of or run_lr(train_cfg)
-    clip = train_cfg.get("grad_clip_norm")
-    log_every, eval_every = train_cfg.get("log_every", 20), train_cfg.get("eval_every", 500)
-    ckpt_every = train_cfg.get("checkpoint_every", 500)
+    clip = train_cfg["grad_clip_norm"]
+    log_every, eval_every = train_cfg["log_every"], train_cfg["eval_every"]
+    ckpt_every = train_cfg["checkpoint_every"]
     model, task, pruner = state.model, state.task, state.pruner
     forward = state.forward_model or model
     model.train()
@@ -157,7 +157,7 @@ def train_steps(
             bar.set_postfix(loss=f"{mean_loss:.3f}", lr=f"{lr:.3g}")
             logs.loss_sum, logs.loss_count = 0.0, 0
         if task.curve_metric and state.is_main and (state.step % eval_every == 0 or state.step == end_step):
-            metrics = task.evaluate(model, split="valid", limit=train_cfg.get("eval_curve_examples", 2000))
+            metrics = task.evaluate(model, split="valid", limit=train_cfg["eval_curve_examples"])
             model.train()
             state.logs.eval.append({"step": step, **metrics})
         now = time.perf_counter()
