@@ -65,9 +65,9 @@ def run_config(settings: dict, run: Run) -> dict:
 def schedule_for(exp: dict, sparsity: float) -> CubicSchedule:
     pr = exp["pruning"]
     return CubicSchedule(
-        initial_sparsity=min(pr.get("initial_sparsity", 0.0), sparsity), final_sparsity=sparsity,
+        initial_sparsity=min(pr["initial_sparsity"], sparsity), final_sparsity=sparsity,
         begin_step=pr["begin_step"], frequency=pr["frequency"], n_updates=pr["n_updates"],
-        exponent=pr.get("exponent", 3.0),
+        exponent=pr["exponent"],
     )
 
 
@@ -85,11 +85,11 @@ def make_pruner(exp: dict, model, sparsity: float, optimizer=None) -> GradualPru
     if sparsity == 0.0:
         return None
     pr = exp["pruning"]
-    include = pr.get("include") or prune_include(exp["model"])
+    include = pr["include"] or prune_include(exp["model"])
     return GradualPruner(
-        model, schedule_for(exp, sparsity), include=include, exclude=pr.get("exclude") or None,
-        sparsity_overrides=pr.get("sparsity_overrides") or None,
-        lstm_grouping=pr.get("lstm_grouping", "layer"), optimizer=optimizer,
+        model, schedule_for(exp, sparsity), include=include, exclude=pr["exclude"] or None,
+        sparsity_overrides=pr["sparsity_overrides"] or None,
+        lstm_grouping=pr["lstm_grouping"], optimizer=optimizer,
     )
 
 
