@@ -7,6 +7,10 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
+# The report's landing page: the verdicts first (snakemake --report report.html).
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 
 
@@ -20,4 +24,5 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/data_lm.smk"
 include: "workflow/rules/data_translation.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/footprint.smk"
 include: "workflow/rules/report.smk"

@@ -8,4 +8,5 @@ from gradprune.workflow import logged_to
 
 sm = snakemake  # noqa: F821
 with logged_to(sm.log[0]):
-    write_experiment_figures(sm.input, Path(sm.output[0]).parent, sm.params.compare_with_paper)
+    write_experiment_figures(sm.input, Path(sm.output[0]).parent, sm.params.compare_with_paper,
+                             nnz_tolerance=sm.params.nnz_tolerance)

@@ -9,7 +9,14 @@ import time
 
 import pytest
 import yaml
-from tests.workflow_helpers import ROOT, load_preset, planned_jobs, planned_runs, repo_copy, run_snakemake
+from tests.workflow_helpers import (
+    ROOT,
+    load_preset,
+    planned_jobs,
+    planned_runs,
+    repo_copy,
+    run_snakemake,
+)
 
 from gradprune.config import (
     ConfigError,
@@ -84,8 +91,8 @@ def test_command_line_values_are_read_as_yaml():
     config = validate_config(compose_config([TEST], raw, []))
     assert config["seeds"] == [0, 1] and config["data"]["offline"] is True
     assert config["data"]["registry"] is None  # the rest of `data` keeps its defaults
-    assert config["sources"][1:] == ['--config seeds=[0, 1]', '--config data={"offline": true, '
-                                     '"mirror": "/data/m"}', '--config device="cpu"']
+    assert config["sources"][1:] == ['--config seeds=[0, 1]', ('--config data={"offline": true, '
+                                     '"mirror": "/data/m"}'), '--config device="cpu"']
 
 
 def test_unreadable_config_file_is_reported(tmp_path):
@@ -128,24 +135,24 @@ def _exp(config):
 
 @pytest.mark.parametrize("change, message", [
     (lambda e: e.update(family="lm"),
-     r"experiments\.mobilenet-fmnist\.dataset: 'fashion-mnist' is not a dataset of family 'lm'; "
-     r"allowed: ptb, wikitext-2"),
+     (r"experiments\.mobilenet-fmnist\.dataset: 'fashion-mnist' is not a dataset of family 'lm'; "
+     r"allowed: ptb, wikitext-2")),
     (lambda e: e.update(model="lstm_lm"),
-     r"experiments\.mobilenet-fmnist\.model: 'lstm_lm' is not a model of family 'vision'; "
-     r"allowed: mobilenet_v1, inception_v3"),
+     (r"experiments\.mobilenet-fmnist\.model: 'lstm_lm' is not a model of family 'vision'; "
+     r"allowed: mobilenet_v1, inception_v3")),
     (lambda e: e.update(small_dense=["abc"]),
-     r"experiments\.mobilenet-fmnist\.small_dense\.0: 'abc' is not a size of mobilenet_v1; "
-     r"a size is a width multiplier > 0"),
+     (r"experiments\.mobilenet-fmnist\.small_dense\.0: 'abc' is not a size of mobilenet_v1; "
+     r"a size is a width multiplier > 0")),
     (lambda e: e["large"].update(size=-1),
      r"experiments\.mobilenet-fmnist\.large\.size: -1 is not a size of mobilenet_v1"),
     (lambda e: e["train"].update(lr_schedule={"name": "cosine", "warmup_steps": 50}),
-     r"experiments\.mobilenet-fmnist\.train\.lr_schedule\.warmup_steps: 50 is not below "
-     r"train\.total_steps \(12\)"),
+     (r"experiments\.mobilenet-fmnist\.train\.lr_schedule\.warmup_steps: 50 is not below "
+     r"train\.total_steps \(12\)")),
     (lambda e: e["pruning"].update(n_updates=50),
      r"experiments\.mobilenet-fmnist\.pruning: pruning ends at step 103"),
     (lambda e: e.update(recipes={"0.3": {"train": {"total_steps": 20}}}),
-     r"experiments\.mobilenet-fmnist\.recipes\.0\.3: no model of size 0\.3 in this experiment; "
-     r"its sizes: 1\.0, 0\.25"),
+     (r"experiments\.mobilenet-fmnist\.recipes\.0\.3: no model of size 0\.3 in this experiment; "
+     r"its sizes: 1\.0, 0\.25")),
     (lambda e: e.update(recipes={"0.25": {"train": {"totl_steps": 20}}}),
      r"experiments\.mobilenet-fmnist\.recipes\.0\.25\.train: .*'totl_steps' was unexpected"),
 ])
@@ -177,7 +184,7 @@ def test_plan_pairs_every_sparsity_with_small_dense_models_and_seeds():
     large = {(r.sparsity, r.seed) for r in runs if r.size == "1.0"}
     assert large == {(s, seed) for s in ("0.0", "0.5", "0.75", "0.9", "0.95") for seed in (0, 1)}
     small = {r.size for r in runs if r.role == "small-dense"}
-    assert small == {"0.75", "0.5", "0.25"}
+    assert small == {"0.75", "0.5", "0.35", "0.25"}
     assert runs[0].metrics == "results/mobilenet-fmnist/mobilenet_v1-1.0/sparsity-0.0/seed-0/metrics.json"
 
 
@@ -244,7 +251,7 @@ def test_runs_named_by_folder():
          "preset mini has no experiment 'nope'; it has: mobilenet-fmnist, lstm-ptb, gnmt-multi30k"),
         (("mobilenet-fmnist", "lstm_lm", "1.0", "0.5", 0), "trains mobilenet_v1, not 'lstm_lm'"),
         (("mobilenet-fmnist", "mobilenet_v1", "0.3", "0.5", 0),
-         "has no mobilenet_v1 of size '0.3'; its sizes: 1.0, 0.75, 0.5, 0.25"),
+         "has no mobilenet_v1 of size '0.3'; its sizes: 1.0, 0.75, 0.5, 0.35, 0.25"),
         (("mobilenet-fmnist", "mobilenet_v1", "0.5", "0.8", 0),
          "small-dense model of mobilenet-fmnist (trained dense only); the sizes it prunes: 1.0"),
         (("mobilenet-fmnist", "mobilenet_v1", "1.0", "0.80", 0), "sparsity '0.80' is not a fraction"),

@@ -3,6 +3,7 @@ against a loopback HTTP server serving synthetic files."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
@@ -14,6 +15,7 @@ import pytest
 from tests.fixtures.data_formats import entry_for, gz, registry_for, tgz_bytes
 
 import gradprune.data.fetch as fetch_mod
+from gradprune import atomic
 from gradprune.data import registry
 from gradprune.data.archives import extract
 from gradprune.data.errors import (
@@ -21,6 +23,7 @@ from gradprune.data.errors import (
     FetchError,
     UnknownDataError,
     UnsafeArchiveError,
+    UnsafeRegistryError,
 )
 from gradprune.data.fetch import ENV_MIRROR, fetch, fetch_all
 from gradprune.data.registry import Registry
@@ -77,6 +80,19 @@ def test_registry_errors_name_the_unknown_and_list_the_known():
         registry.get("cifar10", "x")
     with pytest.raises(UnknownDataError, match=r"'ptb.tst.txt'.*ptb.test.txt"):
         registry.get("ptb", "ptb.tst.txt")
+
+
+@pytest.mark.parametrize("column,name", [("file", "../../x"), ("file", "/tmp/x"),
+                                         ("file", "sub\\..\\..\\x"), ("dataset", "..")])
+def test_registry_names_that_leave_their_folder_are_refused(tmp_path, column, name):
+    row = {"dataset": "toy", "file": "a.txt", column: name}
+    tsv = tmp_path / "registry.tsv"
+    tsv.write_text("dataset\tfile\tbytes\tsha256\turl\n"
+                   f"{row['dataset']}\t{row['file']}\t5\t{'0' * 64}\thttp://127.0.0.1:9/x\n")
+    with pytest.raises(UnsafeRegistryError) as err:
+        Registry.from_tsv(tsv)
+    assert str(err.value).startswith(f"{tsv}: registry entry ") and f"{name!r}" in str(err.value)
+    assert "outside its folder" in str(err.value)
 
 
 # --- fetch from the canonical URL ----------------------------------------------------------------
@@ -204,6 +220,40 @@ def test_interrupted_download_leaves_no_partial_file(tmp_path, reg, monkeypatch)
     assert listing(tmp_path) == []
     monkeypatch.setattr(fetch_mod, "_copy_stream", real_copy)
     assert fetch("toy", "a.txt", tmp_path, registry=reg, **FAST).exists()
+
+
+def test_downloads_follow_the_umask(tmp_path, reg):
+    previous = os.umask(0o027)
+    try:
+        path = fetch("toy", "a.txt", tmp_path, registry=reg, **FAST)
+    finally:
+        os.umask(previous)
+    assert path.stat().st_mode & 0o777 == 0o640
+
+
+def test_full_disk_during_a_download_names_the_disk_and_is_not_retried(
+    tmp_path, reg, canonical, monkeypatch
+):
+    (tmp_path / "b.gz").write_bytes(b"stale")  # a file that will not be replaced
+
+    def disk_full(stage, path):
+        if stage == "write":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(atomic, "fault_hook", disk_full)
+    with pytest.raises(atomic.DiskFullError) as err:
+        fetch("toy", "b.gz", tmp_path, registry=reg, **FAST)
+    assert f"No space left on device while writing {tmp_path / 'b.gz'}" in str(err.value)
+    assert f"mounted at {atomic.filesystem_of(tmp_path)}" in str(err.value)
+    assert canonical.requests["/canonical/b.gz"] == 1  # a full disk is no network hiccup
+    assert listing(tmp_path) == ["b.gz"] and (tmp_path / "b.gz").read_bytes() == b"stale"
+
+
+def test_partial_file_of_a_killed_download_is_removed(tmp_path, reg):
+    leftover = tmp_path / ".a.txt.1234abcd.tmp"  # what a download killed with SIGKILL leaves
+    leftover.write_bytes(b"alp")
+    fetch("toy", "a.txt", tmp_path, registry=reg, **FAST)
+    assert listing(tmp_path) == ["a.txt"]
 
 
 # --- files published inside an archive (like WMT14's test-full.tgz) ------------------------------

@@ -1,14 +1,15 @@
 """The real datasets, fetched through the shared mirror (../shared/data/mirror beside the repo, or
-$GRADPRUNE_TEST_MIRROR) into a temp folder, then read. Skipped only when the mirror is absent."""
+$GRADPRUNE_TEST_MIRROR) into a temp folder, then read. Skipped when the mirror is absent, except
+under CI=true, where that fails (tests.workflow_helpers.require_mirror)."""
 
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
 
 import pytest
 import torch
+from tests.workflow_helpers import SHARED_MIRROR, require_mirror
 
 from gradprune.data import registry
 from gradprune.data.fashion_mnist import load_fashion_mnist
@@ -16,14 +17,12 @@ from gradprune.data.fetch import ENV_MIRROR, fetch_all
 from gradprune.data.lm_corpus import load_ptb, load_wikitext2
 from gradprune.data.parallel_text import load_iwslt17, load_multi30k, load_newstest2014
 
-MIRROR = Path(
-    os.environ.get("GRADPRUNE_TEST_MIRROR")
-    or Path(__file__).resolve().parents[2] / "shared" / "data" / "mirror"
-)
-pytestmark = pytest.mark.skipif(
-    not MIRROR.is_dir(),
-    reason=f"real-data mirror not found at {MIRROR} (set GRADPRUNE_TEST_MIRROR to its folder)",
-)
+MIRROR = SHARED_MIRROR
+
+
+@pytest.fixture(autouse=True)
+def mirror_present():
+    require_mirror(MIRROR)
 
 
 @pytest.fixture(scope="module")
@@ -42,9 +41,7 @@ def fetched(tmp_path_factory):
 
 
 def test_registry_matches_the_mirror_manifest():
-    manifest = MIRROR.parent / "MANIFEST.tsv"
-    if not manifest.exists():
-        pytest.skip(f"no {manifest}")
+    manifest = require_mirror(MIRROR.parent / "MANIFEST.tsv")
     with open(manifest, newline="") as f:
         rows = {r["path"]: r for r in csv.DictReader(f, delimiter="\t")}
     ours = {f"{d}/{f}": registry.get(d, f) for d in registry.datasets() for f in registry.files(d)}

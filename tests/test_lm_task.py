@@ -4,12 +4,11 @@ stream perplexity. Synthetic corpora (seconds); the real PTB counts when the mir
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import pytest
 import torch
-from tests.workflow_helpers import validated_experiment
+from tests.workflow_helpers import SHARED_MIRROR, require_mirror, validated_experiment
 
 from gradprune.data.lm import load_lm_corpus, prepare_lm_corpus
 from gradprune.data.lm_corpus import EOS, load_ptb
@@ -21,10 +20,7 @@ from gradprune.training.optim import build_optimizer
 
 torch.set_num_threads(1)
 
-MIRROR = Path(
-    os.environ.get("GRADPRUNE_TEST_MIRROR")
-    or Path(__file__).resolve().parents[2] / "shared" / "data" / "mirror"
-)
+MIRROR = SHARED_MIRROR
 
 
 def _write_corpus(root: Path, seed: int = 0) -> Path:
@@ -225,9 +221,9 @@ def test_built_model_uses_the_corpus_vocabulary(prepared):
     assert model.drop.p == 0.3  # model_args.dropout overrides the preset
 
 
-@pytest.mark.skipif(not (MIRROR / "ptb").is_dir(), reason=f"real PTB not found under {MIRROR}")
 def test_real_ptb_steps_per_epoch(tmp_path):
     """Zaremba's epoch size for batch 20: 1327 windows of BPTT 35, 2323 of BPTT 20."""
+    require_mirror(MIRROR / "ptb")
     out = tmp_path / "corpus.safetensors"
     counts = prepare_lm_corpus("ptb", MIRROR / "ptb", out)
     assert counts == {"vocab_size": 10_000, "train": 929_589, "valid": 73_760, "test": 82_430}

@@ -104,7 +104,8 @@ def test_readme_command_plans_what_it_says(finished_test_run, command):
     elif expected == "seed-1":
         assert planned_runs(proc) == {RUN.format(s=s, seed=1) for s in ("0.0", "0.5", "0.75")} | {
             "results/mobilenet-fmnist/mobilenet_v1-0.25/sparsity-0.0/seed-1"}
-        assert jobs["pretrain"] == 1 and jobs["tables"] == 1 and jobs["experiment_figures"] == 1
+        assert jobs["pretrain"] == 1 and jobs["experiment_tables"] == 1 and jobs["summary_tables"] == 1
+        assert jobs["experiment_figure"] == 1
     elif expected == "report":
         assert (repo / "report.html").stat().st_size > 10_000
     else:
@@ -129,8 +130,9 @@ def test_adding_a_sparsity_plans_the_new_run_and_the_tables_and_figures_that_inc
         preset.write_text(saved)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert planned_runs(proc) == {RUN.format(s="0.9", seed=0)}
-    assert planned_jobs(proc) == Counter({"train": 1, "evaluate": 1, "run_figures": 1, "tables": 1,
-                                          "experiment_figures": 1, "effective_config": 1, "all": 1})
+    assert planned_jobs(proc) == Counter({
+        "train": 1, "evaluate": 1, "run_figures": 1, "experiment_tables": 1, "summary_tables": 1,
+        "experiment_figure": 1, "report_landing": 1, "effective_config": 1, "all": 1})
 
 
 def test_a_config_change_reruns_only_the_runs_whose_settings_changed(finished_test_run):
@@ -165,8 +167,8 @@ def test_a_config_change_reruns_only_the_runs_whose_settings_changed(finished_te
 
 @pytest.mark.parametrize("target, message", [
     ("results/mobilenet-fmnist/mobilenet_v1-0.3/sparsity-0.0/seed-0/metrics.json",
-     "gradprune: results/mobilenet-fmnist/mobilenet_v1-0.3/sparsity-0.0/seed-0: experiment "
-     "mobilenet-fmnist has no mobilenet_v1 of size '0.3'; its sizes: 1.0, 0.25"),
+     ("gradprune: results/mobilenet-fmnist/mobilenet_v1-0.3/sparsity-0.0/seed-0: experiment "
+     "mobilenet-fmnist has no mobilenet_v1 of size '0.3'; its sizes: 1.0, 0.25")),
     ("results/lstm-ptb/lstm_lm-256/sparsity-0.0/seed-0/metrics.json",
      "gradprune: preset test has no experiment 'lstm-ptb'; it has: mobilenet-fmnist"),
 ])

@@ -22,7 +22,23 @@ from gradprune.reporting import (
     write_run_figures,
     write_tables,
 )
-from gradprune.reporting.pairing import LS, SD, TIE
+from gradprune.reporting.pairing import (
+    DEFAULT_NNZ_TOLERANCE,
+    LS,
+    LS_WINS,
+    NO_PAIRED_SEEDS,
+    NOT_SEPARATED,
+    ONE_SEED,
+    SD,
+    SD_WINS,
+    TIE,
+    UNMATCHED,
+    headline_display,
+    judge,
+    nnz_matched,
+    verdict_counts,
+    verdict_summary,
+)
 from gradprune.reporting.reference import CONFIDENCE_LEVELS
 
 SCHEDULE = {"initial_sparsity": 0.0, "final_sparsity": 0.9, "begin_step": 20, "frequency": 10,
@@ -52,14 +68,15 @@ def write_run(root, experiment="mobilenet-imagenet", model="mobilenet_v1", size=
     return path
 
 
-def mobilenet_runs(root, seeds=(0,), ls_top1=62.0, sd_top1=50.0):
-    """MobileNet: dense 1.0, large-sparse 1.0 @ 50/90 %, small-dense 0.25/0.5/0.75."""
+def mobilenet_runs(root, seeds=(0,), ls_top1=62.0, sd_top1=50.0, nnz_50=2_130_000):
+    """MobileNet: dense 1.0, large-sparse 1.0 @ 50/90 %, small-dense 0.25/0.5/0.75 (2.59M).
+    ``nnz_50``: NNZ of the 50 % model (above 2.85M its pair with width 0.75 is unmatched)."""
     paths = []
     for seed in seeds:
         off = 0.1 * seed
         paths.append(write_run(root, role="dense", sparsity=0.0, seed=seed, nnz=4_210_000,
                                metrics={"top1": 70.0 + off, "top5": 89.0}))
-        paths.append(write_run(root, sparsity=0.5, seed=seed, nnz=2_130_000,
+        paths.append(write_run(root, sparsity=0.5, seed=seed, nnz=nnz_50,
                                metrics={"top1": 69.0 + off, "top5": 89.0}))
         paths.append(write_run(root, sparsity=0.9, seed=seed, nnz=460_000,
                                metrics={"top1": ls_top1 + off, "top5": 84.0}))
@@ -110,7 +127,8 @@ def test_pairing_picks_nearest_nnz(tmp_path):
     assert by_sparsity.loc[0.9, "sd_size"] == 0.25      # 0.46M vs 0.47M
     assert by_sparsity.loc[0.5, "sd_size"] == 0.75      # 2.13M: 2.59M nearer than 1.32M (ratio)
     assert by_sparsity.loc[0.9, "difference"] == pytest.approx(12.0)
-    assert by_sparsity.loc[0.9, "verdict"] == LS
+    # one seed: the comparison is reported, no verdict is claimed
+    assert by_sparsity.loc[0.9, "verdict"] == ONE_SEED and by_sparsity.loc[0.9, "ahead"] == LS
 
 
 def test_tie_in_distance_goes_to_smaller_model(tmp_path):
@@ -121,49 +139,104 @@ def test_tie_in_distance_goes_to_smaller_model(tmp_path):
     assert pairs["sd_size"].item() == 0.5
 
 
-def test_verdict_flips_when_numbers_flip(tmp_path):
-    a = headline_pairs(collect_runs(mobilenet_runs(tmp_path / "a", ls_top1=62, sd_top1=50)))
-    b = headline_pairs(collect_runs(mobilenet_runs(tmp_path / "b", ls_top1=50, sd_top1=62)))
+def test_verdict_follows_the_numbers_over_two_seeds(tmp_path):
     row = lambda p: p[p["ls_sparsity"] == 0.9].iloc[0]
-    assert row(a)["verdict"] == LS and row(b)["verdict"] == SD
-    assert row(b)["difference"] == pytest.approx(-12.0)
-    c = headline_pairs(collect_runs(mobilenet_runs(tmp_path / "c", ls_top1=50.05, sd_top1=50)))
-    assert row(c)["verdict"] == TIE
+    a = headline_pairs(collect_runs(mobilenet_runs(tmp_path / "a", (0, 1), ls_top1=62, sd_top1=50)))
+    b = headline_pairs(collect_runs(mobilenet_runs(tmp_path / "b", (0, 1), ls_top1=50, sd_top1=62)))
+    assert row(a)["verdict"] == LS_WINS and row(b)["verdict"] == SD_WINS
+    assert row(b)["difference"] == pytest.approx(-12.0) and row(b)["n_paired_seeds"] == 2
+    # within the tie tolerance (0.1 top-1 points) on every seed: not separated, and "tie" ahead
+    c = headline_pairs(collect_runs(mobilenet_runs(tmp_path / "c", (0, 1), ls_top1=50.05,
+                                                   sd_top1=50)))
+    assert row(c)["verdict"] == NOT_SEPARATED and row(c)["ahead"] == TIE
 
 
 def test_perplexity_lower_is_better(tmp_path):
-    pairs = headline_pairs(collect_runs(ptb_runs(tmp_path, ls_ppl=80.0, sd_ppl=84.0)))
+    pairs = headline_pairs(collect_runs(ptb_runs(tmp_path, ls_ppl=80.0, sd_ppl=84.0, seeds=(0, 1))))
     r = pairs.iloc[0]
     assert r["sd_size"] == 200 and not r["higher_is_better"]
-    assert r["difference"] == pytest.approx(4.0) and r["verdict"] == LS
-    flipped = headline_pairs(collect_runs(ptb_runs(tmp_path / "f", ls_ppl=90.0, sd_ppl=84.0)))
-    assert flipped.iloc[0]["verdict"] == SD and flipped.iloc[0]["difference"] < 0
+    assert r["difference"] == pytest.approx(4.0) and r["verdict"] == LS_WINS
+    flipped = headline_pairs(collect_runs(ptb_runs(tmp_path / "f", ls_ppl=90.0, sd_ppl=84.0,
+                                                   seeds=(0, 1))))
+    assert flipped.iloc[0]["verdict"] == SD_WINS and flipped.iloc[0]["difference"] < 0
 
 
-def test_multi_seed_mean_std_and_holds(tmp_path):
-    pairs = headline_pairs(collect_runs(mobilenet_runs(tmp_path, seeds=(0, 1, 2))))
-    r = pairs[pairs["ls_sparsity"] == 0.9].iloc[0]
-    assert r["ls_mean"] == pytest.approx(62.1) and r["ls_std"] == pytest.approx(0.1)
-    assert r["ls_n_seeds"] == 3 and r["n_paired_seeds"] == 3
-    assert bool(r["holds_across_seeds"]) is True
+def test_judge_wins_only_beyond_the_spread():
+    sd = {0: 60.0, 1: 61.0, 2: 62.0}                      # sd 1.0 exactly
+    win = judge({0: 61.5, 1: 62.5, 2: 63.5}, sd, higher_is_better=True, tie_tolerance=0.1)
+    assert win.verdict == LS_WINS and win.difference == 1.5 and win.spread == 1.0
+    # a mean difference equal to the spread does not separate the models
+    edge = judge({0: 61.0, 1: 62.0, 2: 63.0}, sd, higher_is_better=True, tie_tolerance=0.1)
+    assert (edge.difference, edge.spread) == (1.0, 1.0) and edge.verdict == NOT_SEPARATED
+    # spread is the larger side's sd: every seed wins, but the mean (6.5) is inside 7.07
+    noisy = judge({0: 62.0, 1: 52.0}, {0: 50.0, 1: 51.0}, higher_is_better=True, tie_tolerance=0.1)
+    assert noisy.spread == pytest.approx(np.std([62, 52], ddof=1)) and noisy.verdict == NOT_SEPARATED
+    # every seed must win: a mean (9.5) beyond the spread (7.78) with one losing seed is not enough
+    split = judge({0: 70.0, 1: 60.0}, {0: 50.0, 1: 61.0}, higher_is_better=True, tie_tolerance=0.1)
+    assert split.difference > split.spread and split.seed_outcomes == {0: LS, 1: SD}
+    assert split.verdict == NOT_SEPARATED
+    # perplexity: lower is better, the small-dense model wins symmetrically
+    sd_win = judge({0: 90.0, 1: 91.0}, {0: 84.0, 1: 84.5}, higher_is_better=False,
+                   tie_tolerance=0.5)
+    assert sd_win.difference == pytest.approx(-6.25) and sd_win.verdict == SD_WINS
 
-    # seed 2 of the small-dense model beats its large-sparse partner: the mean verdict stays
-    # "large-sparse better" but no longer holds across seeds
-    paths = mobilenet_runs(tmp_path / "mixed", seeds=(0, 1, 2), ls_top1=62, sd_top1=50)
-    for p in paths:
-        d = json.loads(p.read_text())
-        if d["role"] == "small-dense" and d["size"] == 0.25 and d["seed"] == 2:
-            d["metrics"]["top1"] = 70.0
-            p.write_text(json.dumps(d))
-    mixed = headline_pairs(collect_runs(paths))
-    r = mixed[mixed["ls_sparsity"] == 0.9].iloc[0]
-    assert r["verdict"] == LS and bool(r["holds_across_seeds"]) is False
-    assert "2:small-dense better" in r["seed_verdicts"]
+
+def test_judge_ties_one_seed_and_unpaired_seeds():
+    # a seed whose difference equals the tie tolerance is a tie, not a win
+    tie = judge({0: 50.5, 1: 51.5}, {0: 50.0, 1: 51.0}, higher_is_better=True, tie_tolerance=0.5)
+    assert tie.seed_outcomes == {0: TIE, 1: TIE} and tie.verdict == NOT_SEPARATED
+    assert tie.ahead == TIE
+    one = judge({0: 62.0}, {0: 50.0}, higher_is_better=True, tie_tolerance=0.1)
+    assert one.verdict == ONE_SEED and one.ahead == LS and math.isnan(one.spread)
+    assert one.difference == 12.0
+    # seeds on one side only take no part: one common seed is still "one seed" ...
+    lopsided = judge({0: 62.0, 1: 63.0}, {0: 50.0}, higher_is_better=True, tie_tolerance=0.1)
+    assert lopsided.verdict == ONE_SEED and lopsided.unpaired == {LS: [1], SD: []}
+    # ... a bad extra large-sparse seed does not spoil the verdict of the paired ones ...
+    extra = judge({0: 62.0, 1: 62.2, 2: 10.0}, {0: 50.0, 1: 50.1}, True, 0.1)
+    assert extra.verdict == LS_WINS and extra.n_paired == 2 and extra.unpaired[LS] == [2]
+    # ... and no common seed at all gives no comparison
+    none = judge({1: 62.0}, {0: 50.0}, higher_is_better=True, tie_tolerance=0.1)
+    assert none.verdict == NO_PAIRED_SEEDS and math.isnan(none.difference)
 
 
-def test_single_seed_holds_is_na(tmp_path):
-    r = headline_pairs(collect_runs(mobilenet_runs(tmp_path))).iloc[0]
-    assert pd.isna(r["holds_across_seeds"]) and math.isnan(r["ls_std"])
+def test_nnz_tolerance_edges():
+    assert nnz_matched(1_100_000, 1_000_000, 0.10)  # exactly 10 % more: inside
+    assert not nnz_matched(1_100_001, 1_000_000, 0.10)
+    # one-sided: a small-dense partner with more NNZ handicaps only the sparse model
+    assert nnz_matched(1_000_000, 2_000_000, 0.10)
+    assert nnz_matched(5, 5, 0.0) and not nnz_matched(6, 5, 0.0) and nnz_matched(5, 6, 0.0)
+    with pytest.raises(ValueError, match="nnz_tolerance"):
+        headline_pairs(pd.DataFrame(), nnz_tolerance=-0.1)
+
+
+def test_unmatched_pairs_are_shown_flagged_and_excluded(tmp_path):
+    # a 50 % model of 2.98M NNZ against width 0.75's 2.59M: 1.15x the partner's NNZ
+    runs = collect_runs(mobilenet_runs(tmp_path, seeds=(0, 1), nnz_50=2_980_000))
+    pairs = headline_pairs(runs)
+    half = pairs[pairs["ls_sparsity"] == 0.5].iloc[0]
+    assert not half["matched"] and half["verdict"] == UNMATCHED
+    assert half["sd_size"] == 0.75 and half["difference"] == pytest.approx(1.0)  # still shown
+    assert verdict_counts(pairs)[LS_WINS] == 1 and sum(verdict_counts(pairs).values()) == 1
+    assert "unmatched NNZ (excluded): 1" in verdict_summary(pairs)
+    disp = headline_display(pairs)
+    assert "unmatched" in disp.loc[pairs.index[pairs["ls_sparsity"] == 0.5][0], "Verdict"]
+    # a looser tolerance admits the pair, and its verdict counts (69 vs 68 on both seeds)
+    loose = headline_pairs(runs, nnz_tolerance=0.25)
+    assert loose["matched"].all() and verdict_counts(loose)[LS_WINS] == 2
+
+
+def test_nnz_tolerance_config_default_and_no_retraining():
+    from tests.workflow_helpers import load_preset
+
+    from gradprune.config import plan_runs, run_settings, validate_config
+
+    config = validate_config(load_preset("mini"))
+    assert config["headline"]["nnz_tolerance"] == DEFAULT_NNZ_TOLERANCE
+    # the tolerance only re-pairs reports: a training job's settings (Snakemake reruns a job
+    # whose params change) must not carry it
+    looser = validate_config({**load_preset("mini"), "headline": {"nnz_tolerance": 0.5}})
+    assert all(run_settings(looser, r) == run_settings(config, r) for r in plan_runs(config))
 
 
 # ------------------------------------------------------------------ tables, paper comparison
@@ -276,7 +349,7 @@ def test_write_tables_and_experiment_figures(tmp_path):
     assert "corroborated" in comparison and "Coverage" in comparison
     assert "(12 of 15 paper rows reproduced, 3 no result)" in comparison
     assert r"\pm" in (out / "mobilenet-imagenet.tex").read_text()
-    assert "large-sparse better" in (out / "headline.md").read_text()
+    assert LS_WINS in (out / "headline.md").read_text()
 
     figs = write_experiment_figures(files, out / "fig", compare_with_paper=True)
     assert {p.name for p in figs} == {f"{e}_metric_vs_nnz.{x}" for e in

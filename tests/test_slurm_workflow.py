@@ -298,7 +298,7 @@ def test_test_preset_through_slurm_profile_equals_local_run(slurm_env, fmnist_re
     assert rules.count("train") == len(metrics) and rules.count("evaluate") == len(metrics), rules
     assert "pretrain" in rules and "prepare_fashion_mnist" in rules, rules
     # Local rules (download, tables, figures) ran on the submit host, not as SLURM jobs.
-    assert not {"download", "tables", "experiment_figures", "run_figures"} & set(rules), rules
+    assert not {"download", "experiment_tables", "summary_tables", "experiment_figure", "run_figures"} & set(rules), rules
     assert (tmp_path / "slurm/results/tables/mobilenet-fmnist.csv").stat().st_size > 0
 
     # Same results as the local run, bit for bit (CPU, deterministic).

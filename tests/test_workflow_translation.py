@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tests.workflow_helpers import load_preset, snakemake
+from tests.workflow_helpers import SHARED_MIRROR, load_preset, require_mirror, snakemake
 
 from gradprune.config import plan_runs, validate_config
 from gradprune.workflow import translation_prepare_inputs, translation_prepare_settings
 
 ROOT = Path(__file__).resolve().parents[1]
-MIRROR = Path(os.environ.get("GRADPRUNE_TEST_MIRROR", ROOT.parent / "shared" / "data" / "mirror"))
+MIRROR = SHARED_MIRROR
 
 EXPERIMENT = {
     "description": "tiny GNMT on a Multi30k subset",
@@ -41,8 +41,7 @@ EXPERIMENT = {
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_tiny_translation_workflow(tmp_path):
-    if not (MIRROR / "multi30k" / "train.en.gz").exists():
-        pytest.skip(f"no Multi30k in the shared mirror {MIRROR}")
+    require_mirror(MIRROR / "multi30k" / "train.en.gz")
     config = {"preset": "test", "seeds": [0], "device": "cpu", "data": {"mirror": str(MIRROR)},
               "experiments": {"gnmt-tiny": EXPERIMENT}}
     cfg = tmp_path / "tiny-mt.yaml"
@@ -75,6 +74,9 @@ def test_tiny_translation_workflow(tmp_path):
         assert scoring["direction"] == "en-de" and scoring["paper_metric"] == "bleu_tok"
         assert scoring["bleu_tok_signature"].endswith("pretok:moses-de+sacremoses.0.2.0")
         assert "chrf_signature" in scoring and scoring["test_sets"]["test_2016_flickr"]["sentences"] == 16
+    # curve: the first curve_examples (8) validation sentences, named so
+    curve = (tmp_path / targets[1]).with_name("eval.csv").read_text().splitlines()
+    assert curve[0] == "step,bleu_first8,chrf_first8" and curve[-1].startswith("5,")  # last step
     sparse = json.loads((tmp_path / targets[1]).read_text())
     dense = json.loads((tmp_path / targets[0]).read_text())
     assert sparse["nnz"] < dense["nnz"] and sparse["params"] == dense["params"]

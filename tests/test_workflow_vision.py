@@ -53,6 +53,9 @@ def test_every_table_and_figure_is_built(pipeline):
     assert {p.name for p in figs.iterdir()} >= {"sparsity_schedule.png", "training_curves.png", "lr_sparsity.png"}
     table = (work / "results/tables" / f"{EXP}.csv").read_text()
     assert table.count("\n") >= 5  # header + 4 runs
+    # the curves score all 48 test images there are (fewer than eval_curve_examples = 2000)
+    curve = (work / RUN.format(s="0.5") / "eval.csv").read_text().splitlines()
+    assert curve[0] == "step,top1_first48,top5_first48"
 
 
 def test_metrics_carry_results_nnz_and_provenance(pipeline):
@@ -172,3 +175,28 @@ def test_html_report_bundles_tables_figures_and_provenance(pipeline):
     assert any(n.endswith("metrics.json") for n in names)
     assert any(n.endswith(f"{EXP}_metric_vs_nnz.png") for n in names)
     assert any(n.endswith("headline.csv") for n in names)
+
+
+def test_html_report_opens_on_the_verdicts(pipeline):
+    """The landing page (the workflow description) states each pair's verdict from headline.csv
+    and links the metric-vs-NNZ figure."""
+    import re
+
+    import pandas as pd
+
+    from gradprune.reporting.pairing import verdict_text
+
+    work, preset_args, _ = pipeline
+    proc = run_snakemake(work, "--report", "report.html", *preset_args)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    html = (work / "report.html").read_text()
+    landing = json.loads(re.search(r"var workflow_desc = (.*);\n", html).group(1))
+    pairs = pd.read_csv(work / "results/tables/headline.csv")
+    assert len(pairs) == 2  # the 50 % and 75 % sparse models, each against width 0.25
+    for _, p in pairs.iterrows():
+        assert verdict_text(p) in landing
+    assert '<tt class="docutils literal">test</tt> preset' in landing  # from the config
+    link = re.search(r'<a [^>]*href="javascript:app.showResultInfo\(([^)]*)\)"[^>]*>'
+                     rf"{EXP}_metric_vs_nnz.png</a>", landing)
+    assert link and f"results/figures/{EXP}_metric_vs_nnz.png" in link.group(1)
+    assert "System Message" not in landing  # docutils' marker of a broken include or reference

@@ -412,6 +412,12 @@ class Run:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @property
+    def identity(self) -> dict:
+        """What the run is, without whether the preset lists it: naming a run by its file and
+        listing it later must not retrain it (train jobs get this as their param)."""
+        return {k: v for k, v in asdict(self).items() if k != "in_preset"}
+
     @classmethod
     def from_dict(cls, d: dict) -> Run:
         return cls(**{**d, "seed": int(d["seed"])})

@@ -19,6 +19,7 @@ import torch
 
 from gradprune.config import Run, size_value
 from gradprune.counting import count_nnz, masks_sparsity
+from gradprune.curves import curve_table
 from gradprune.models import prune_include
 from gradprune.provenance import now, provenance
 from gradprune.pruning import GradualPruner
@@ -29,6 +30,7 @@ from gradprune.training.checkpoint import (
     export_weights,
     import_weights,
     load_checkpoint,
+    run_identity,
     save_checkpoint,
 )
 from gradprune.training.distributed import init_from_env, launch
@@ -55,7 +57,7 @@ def run_config(settings: dict, run: Run) -> dict:
     """What determines this run: its identity and settings (the hash goes into provenance and
     every checkpoint), with the pruning schedule it followed in full (reports redraw it)."""
     exp = settings["experiment"]
-    cfg = {"experiment": run.experiment, "run": run.to_dict(), "device": settings["device"],
+    cfg = {"experiment": run.experiment, "run": run.identity, "device": settings["device"],
            "deterministic": settings["deterministic"], **exp}
     if "pruning" in exp and float(run.sparsity) > 0.0:
         cfg["pruning"] = {**exp["pruning"], **schedule_for(exp, float(run.sparsity)).to_dict()}
@@ -93,7 +95,8 @@ def make_pruner(exp: dict, model, sparsity: float, optimizer=None) -> GradualPru
     )
 
 
-def _new_state(settings: dict, run: Run, data_files: dict, with_pruner: bool) -> TrainState:
+def new_state(settings: dict, run: Run, data_files: dict, with_pruner: bool) -> TrainState:
+    """The model, optimizer, pruner and task of ``run`` as its settings build them (seeded)."""
     exp = settings["experiment"]
     ctx, device = init_from_env(resolve_device(settings["device"]))
     task = build_task(exp, data_files, device, run.seed, dist=ctx)
@@ -117,9 +120,9 @@ def pretrain(settings: dict, run: Run, data_files: dict, out_checkpoint: Path, w
     """Dense training of the large model up to the first pruning step t0."""
     exp = settings["experiment"]
     t0 = exp["pruning"]["begin_step"]
-    state = _new_state(settings, run, data_files, with_pruner=False)
+    state = new_state(settings, run, data_files, with_pruner=False)
     ckpt = Path(work_dir) / "checkpoint.pt"
-    resume_if_possible(state, ckpt)
+    resume_if_possible(state, ckpt, run_identity(run_config(settings, run), None))
     train_steps(state, exp["train"], t0, ckpt, desc=f"{run.experiment} dense to t0={t0}")
     if state.is_main:
         save_checkpoint(state.state_dict(), out_checkpoint)
@@ -133,9 +136,10 @@ def train(settings: dict, run: Run, data_files: dict, out_dir: Path, init_checkp
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = now()
-    state = _new_state(settings, run, data_files, with_pruner=True)
+    state = new_state(settings, run, data_files, with_pruner=True)
     ckpt = out_dir / "checkpoint.pt"
-    if not resume_if_possible(state, ckpt) and init_checkpoint is not None:
+    identity = run_identity(run_config(settings, run), init_checkpoint)
+    if not resume_if_possible(state, ckpt, identity) and init_checkpoint is not None:
         # The dense state at t0: same weights, optimizer state, RNG and logs for every sparsity.
         state.load(load_checkpoint(init_checkpoint, map_location=state.task.device), with_pruner=False)
     total = exp["train"]["total_steps"]
@@ -149,8 +153,11 @@ def train(settings: dict, run: Run, data_files: dict, out_dir: Path, init_checkp
                    {"run": run.dir, "step": state.step})
     _write_csv(out_dir / "train_log.csv", state.logs.train,
                ["step", "epoch", "loss", "lr", "target_sparsity", "model_sparsity"])
-    eval_fields = ["step"] + [m for m in state.task.metric_names]
-    _write_csv(out_dir / "eval.csv", state.logs.eval, eval_fields)
+    # the curves score only part of a held-out split: its size goes into the column names
+    task = state.task
+    n_curve = task.curve_size(exp["train"]["eval_curve_examples"]) if task.curve_metric else 0
+    eval_fields, eval_rows = curve_table(state.logs.eval, n_curve)
+    _write_csv(out_dir / "eval.csv", eval_rows, eval_fields)
     _write_csv(out_dir / "prune_log.csv", state.pruner.history_rows() if state.pruner else [],
                ["step", "group", "tensor", "target", "realized", "numel", "nnz"])
     summary = {"steps": state.step, "wall_time_s": round(state.logs.wall_time_s, 2),
@@ -194,7 +201,7 @@ def evaluate(settings: dict, run: Run, data_files: dict, weights: Path, train_su
     not part of the run's identity)."""
     exp = settings["experiment"]
     started = now()
-    state = _new_state(settings, run, data_files, with_pruner=False)
+    state = new_state(settings, run, data_files, with_pruner=False)
     weights_state, masks = import_weights(weights)
     state.model.load_state_dict(weights_state)
     metrics = state.task.evaluate(state.model, split="test")

@@ -92,19 +92,26 @@ def translation_prepare_inputs(config: dict, dataset: str) -> list[str]:
     return [f"{RAW}/{f.dataset}/{f.file}" for f in translation_raw_files(dataset, s["test_sets"])]
 
 
-# Table files per experiment written by gradprune.reporting.write_tables: results, the comparison
+# Table files per experiment written by gradprune.reporting.write_experiment_tables: results, the comparison
 # (with the paper's numbers when the preset asks), the headline pairing.
 TABLE_KINDS = ("", "_comparison", "_headline")
 
 
 def report_targets(config: dict) -> list[str]:
     """Tables and figures of every experiment the preset declares, and each run's figures."""
-    out = [f"{TABLES}/headline.csv", f"{RESULTS}/config.yaml"]
+    out = [f"{TABLES}/headline.csv", f"{RESULTS}/config.yaml", f"{RESULTS}/report/verdicts.rst"]
     for name in config["experiments"]:
         out += [f"{TABLES}/{name}{kind}.csv" for kind in TABLE_KINDS]
         out += [f"{FIGURES}/{name}_metric_vs_nnz.png"]
     out += [f"{run.figure_dir}/training_curves.png" for run in plan_runs(config)]
-    return out
+    from gradprune.footprint.paths import footprint_targets
+
+    return out + footprint_targets(config)
+
+
+def experiment_metrics(config: dict, experiment: str) -> list[str]:
+    """The metrics.json files of one experiment's planned runs."""
+    return [r.metrics for r in plan_runs(config) if r.experiment == experiment]
 
 
 def all_metrics(config: dict) -> list[str]:

@@ -1,27 +1,57 @@
-# Tables and figures of every experiment, and the per-run figures; all carry report captions.
-from gradprune.workflow import TABLE_KINDS, all_metrics
+# Tables and figures: one job per experiment (its runs only), a summary over all experiments, the
+# per-run figures; all carry report captions.
+import re
+
+from gradprune.workflow import TABLE_KINDS, all_metrics, experiment_metrics
+
+# The experiment wildcard of tables and figures matches the preset's experiments only (so that
+# results/tables/headline.csv is never read as an experiment's table).
+EXPERIMENTS = "|".join(re.escape(e) for e in config["experiments"])
 
 RUN_FIGURES = ("sparsity_schedule", "training_curves", "lr_sparsity")
 
 
-rule tables:
+rule experiment_tables:
+    input:
+        lambda wc: experiment_metrics(config, wc.experiment),
+    output:
+        [
+            report(
+                f"results/tables/{{experiment}}{kind}.{ext}",
+                caption=f"../report/table{kind or '_results'}.rst",
+                category="Tables",
+                subcategory="{experiment}",
+            )
+            for kind in TABLE_KINDS
+            for ext in ("csv", "md", "tex")
+        ],
+    wildcard_constraints:
+        experiment=EXPERIMENTS,
+    log:
+        "logs/report/tables_{experiment}.log",
+    benchmark:
+        "logs/benchmarks/report/tables_{experiment}.tsv"
+    params:
+        compare_with_paper=config["compare_with_paper"],
+        nnz_tolerance=config["headline"]["nnz_tolerance"],
+        planned=lambda wc: [r.identity for r in RUNS if r.experiment == wc.experiment],
+    localrule: True
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../../scripts/experiment_tables.py"
+
+
+rule summary_tables:
     input:
         all_metrics(config),
     output:
         runs=report(
             "results/tables/runs.csv", caption="../report/table_runs.rst", category="Tables"
         ),
-        tables=[
-            report(
-                f"results/tables/{exp}{kind}.{ext}",
-                caption=f"../report/table{kind or '_results'}.rst",
-                category="Tables",
-                subcategory=exp,
-            )
-            for exp in config["experiments"]
-            for kind in TABLE_KINDS
-            for ext in ("csv", "md", "tex")
-        ],
         headline=[
             report(
                 f"results/tables/headline.{ext}",
@@ -32,11 +62,11 @@ rule tables:
             for ext in ("csv", "md", "tex")
         ],
     log:
-        "logs/report/tables.log",
+        "logs/report/summary_tables.log",
     benchmark:
-        "logs/benchmarks/report/tables.tsv"
+        "logs/benchmarks/report/summary_tables.tsv"
     params:
-        compare_with_paper=config["compare_with_paper"],
+        nnz_tolerance=config["headline"]["nnz_tolerance"],
     localrule: True
     resources:
         mem_mb=1000,
@@ -44,29 +74,29 @@ rule tables:
     conda:
         "../../envs/report.yaml"
     script:
-        "../../scripts/tables.py"
+        "../../scripts/summary_tables.py"
 
 
-rule experiment_figures:
+rule experiment_figure:
     input:
-        all_metrics(config),
+        lambda wc: experiment_metrics(config, wc.experiment),
     output:
-        [
-            report(
-                f"results/figures/{exp}_metric_vs_nnz.{ext}",
-                caption="../report/metric_vs_nnz.rst",
-                category="Figures",
-                subcategory=exp,
-            )
-            for exp in config["experiments"]
-            for ext in ("png", "pdf")
-        ],
+        report(
+            "results/figures/{experiment}_metric_vs_nnz.png",
+            caption="../report/metric_vs_nnz.rst",
+            category="Figures",
+            subcategory="{experiment}",
+        ),
+        "results/figures/{experiment}_metric_vs_nnz.pdf",
+    wildcard_constraints:
+        experiment=EXPERIMENTS,
     log:
-        "logs/report/experiment_figures.log",
+        "logs/report/figure_{experiment}.log",
     benchmark:
-        "logs/benchmarks/report/experiment_figures.tsv"
+        "logs/benchmarks/report/figure_{experiment}.tsv"
     params:
         compare_with_paper=config["compare_with_paper"],
+        nnz_tolerance=config["headline"]["nnz_tolerance"],
     localrule: True
     resources:
         mem_mb=1000,
@@ -75,6 +105,28 @@ rule experiment_figures:
         "../../envs/report.yaml"
     script:
         "../../scripts/experiment_figures.py"
+
+
+# The verdicts as rst, included by the report's landing page (workflow/report/workflow.rst).
+rule report_landing:
+    input:
+        "results/tables/headline.csv",
+    output:
+        "results/report/verdicts.rst",
+    log:
+        "logs/report/landing.log",
+    benchmark:
+        "logs/benchmarks/report/landing.tsv"
+    params:
+        experiments=list(config["experiments"]),
+    localrule: True
+    resources:
+        mem_mb=500,
+        runtime=5,
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../../scripts/landing.py"
 
 
 rule run_figures:

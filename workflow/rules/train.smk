@@ -8,14 +8,13 @@ rule pretrain:
     input:
         unpack(pretrain_inputs),
     output:
-        checkpoint=f"{PRETRAIN_DIR}/checkpoint_t0.pt",
-        digest=f"{PRETRAIN_DIR}/checkpoint_t0.pt.sha256",
+        checkpoint=f"{PRETRAIN_DIR}/checkpoint_t0.pt",  # its sha256 is in its header
     log:
         f"{PRETRAIN_DIR}/pretrain.log",
     benchmark:
         f"{PRETRAIN_DIR}/benchmark.tsv"
     params:
-        run=lambda wc: pretrain_run(wc).to_dict(),
+        run=lambda wc: pretrain_run(wc).identity,
         settings=lambda wc: run_settings(config, pretrain_run(wc)),
     threads: resource("threads")
     resources:
@@ -42,7 +41,7 @@ rule train:
     benchmark:
         f"{RUN_DIR}/benchmark_train.tsv"
     params:
-        run=lambda wc: the_run(wc).to_dict(),
+        run=lambda wc: the_run(wc).identity,
         settings=lambda wc: run_settings(config, the_run(wc)),
     threads: resource("threads")
     resources:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import gzip
-import os
 import shutil
 import tarfile
-import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
+from gradprune.atomic import atomic_dir
 from gradprune.data.errors import UnsafeArchiveError
 
 TAR_SUFFIXES = (".tgz", ".tar.gz", ".tar")
@@ -34,16 +33,8 @@ def extract(archive: str | Path, dest: str | Path, overwrite: bool = False) -> P
     archive, dest = Path(archive), Path(dest)
     if dest.exists() and not overwrite:
         raise FileExistsError(f"{dest} already exists; pass overwrite=True to replace it")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".extracting", dir=dest.parent))
-    try:
+    with atomic_dir(dest) as tmp:
         _extract_into(archive, tmp)
-        if dest.exists():
-            shutil.rmtree(dest)
-        os.replace(tmp, dest)
-    except BaseException:  # also KeyboardInterrupt: never leave the temp folder behind
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return dest
 
 

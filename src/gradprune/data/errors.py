@@ -27,6 +27,10 @@ class FetchError(DataError):
     """One or more files could not be obtained from any source."""
 
 
+class UnsafeRegistryError(DataError, ValueError):
+    """A registry row whose dataset or file name would lead outside its folder."""
+
+
 class UnsafeArchiveError(DataError):
     """An archive member would be written outside the destination."""
 

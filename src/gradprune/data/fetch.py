@@ -1,8 +1,9 @@
 """Fetch registry files: mirror first, then the canonical URL; verified, atomic, retried.
 
-A file is written to a temporary name in the destination folder and renamed only once its size and
-sha256 match the registry, so an interrupted or corrupt transfer never leaves a file that looks
-finished (snakemake and the readers trust any file that exists).
+A file is written to a temporary name in the destination folder (gradprune.atomic) and renamed
+only once its size and sha256 match the registry, so an interrupted or corrupt transfer never
+leaves a file that looks finished (snakemake and the readers trust any file that exists). A
+network error is retried; a local write error (a full disk) is not: it is reported with the path.
 """
 
 from __future__ import annotations
@@ -20,13 +21,13 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Self
 
 from tqdm import tqdm
 
+from gradprune.atomic import atomic_file, remove_leftovers
 from gradprune.data.errors import MIRROR_HINT, ChecksumError, FetchError
 from gradprune.data.registry import Entry, Registry, default_registry
 
@@ -171,7 +172,8 @@ class _Source:
 def _fetch_entry(
     entry: Entry, dest_dir: Path, mirror: str | None, policy: _Policy, archives: _ArchiveCache
 ) -> Path:
-    dest = dest_dir / entry.file
+    dest = dest_dir / entry.file  # Entry refuses names that would leave dest_dir
+    remove_leftovers(dest)  # the partial download of a killed job
     if dest.exists():
         if is_verified(dest, entry):
             return dest
@@ -296,9 +298,8 @@ def _retrying(action: Callable[[], None], policy: _Policy, what: str) -> None:
 def _copy_verified(source: _Source, entry: Entry, dest: Path) -> None:
     """Copy source into a temp file beside dest, check size+sha256, then rename onto dest."""
     stream, announced = source.open()
-    with stream, _temp_file(dest) as (tmp, out):
+    with stream, atomic_file(dest) as out:
         digest, size = _copy_stream(stream, out, announced, desc=entry.file)
-        out.close()
         if announced is not None and size < announced:
             raise _Transient(f"connection closed after {size} of {announced} bytes")
         if size != entry.bytes or digest != entry.sha256:
@@ -310,7 +311,6 @@ def _copy_verified(source: _Source, entry: Entry, dest: Path) -> None:
                 f"or point {ENV_MIRROR} / data.mirror at a good mirror; if the publisher really "
                 "changed the file, check it and update gradprune/data/registry.tsv."
             )
-        os.replace(tmp, dest)
 
 
 def _copy_stream(src: BinaryIO, dst: BinaryIO, total: int | None, desc: str) -> tuple[str, int]:
@@ -327,27 +327,18 @@ def _copy_stream(src: BinaryIO, dst: BinaryIO, total: int | None, desc: str) -> 
         leave=False,
         disable=True if small else None,
     ) as bar:
-        try:
-            for chunk in iter(lambda: src.read(CHUNK_BYTES), b""):
-                h.update(chunk)
-                dst.write(chunk)
-                size += len(chunk)
-                bar.update(len(chunk))
-        except (OSError, http.client.HTTPException) as e:  # reset, timeout, IncompleteRead
-            raise _Transient(f"transfer failed after {size} bytes: {e!r}") from e
+        while True:
+            try:
+                chunk = src.read(CHUNK_BYTES)
+            except (OSError, http.client.HTTPException) as e:  # reset, timeout, IncompleteRead
+                raise _Transient(f"transfer failed after {size} bytes: {e!r}") from e
+            if not chunk:
+                break
+            h.update(chunk)
+            dst.write(chunk)  # a write error (full disk) is no network hiccup: not retried
+            size += len(chunk)
+            bar.update(len(chunk))
     return h.hexdigest(), size
-
-
-@contextmanager
-def _temp_file(dest: Path) -> Iterator[tuple[Path, BinaryIO]]:
-    """A temp file beside dest (same filesystem: atomic rename), removed unless renamed."""
-    fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    tmp = Path(name)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            yield tmp, out
-    finally:  # also on KeyboardInterrupt; after a successful os.replace tmp no longer exists
-        tmp.unlink(missing_ok=True)
 
 
 class _ArchiveCache:
@@ -387,9 +378,7 @@ class _ArchiveCache:
     @staticmethod
     def _download(url: str, path: Path, policy: _Policy) -> None:
         stream, announced = _open_url(url, policy.timeout)
-        with stream, _temp_file(path) as (tmp, out):
+        with stream, atomic_file(path) as out:
             _, size = _copy_stream(stream, out, announced, desc=path.name)
-            out.close()
             if announced is not None and size < announced:
                 raise _Transient(f"connection closed after {size} of {announced} bytes")
-            os.replace(tmp, path)

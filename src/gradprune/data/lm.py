@@ -12,6 +12,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from gradprune.atomic import atomic_path
 from gradprune.data.lm_corpus import Vocabulary, load_lm_dataset
 
 
@@ -27,7 +28,8 @@ def prepare_lm_corpus(dataset: str, raw_dir, out_path) -> dict:
         "vocab": "\n".join(corpus.vocab.idx2word),
         **{f"tokens_{s}": str(t.numel()) for s, t in tensors.items()},
     }
-    save_file(tensors, str(out_path), metadata=meta)
+    with atomic_path(out_path) as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
     return {"vocab_size": len(corpus.vocab), **{s: int(t.numel()) for s, t in tensors.items()}}
 
 

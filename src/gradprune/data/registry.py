@@ -10,7 +10,7 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-from gradprune.data.errors import UnknownDataError
+from gradprune.data.errors import UnknownDataError, UnsafeRegistryError
 
 DEFAULT_REGISTRY_PATH = Path(__file__).with_name("registry.tsv")
 COLUMNS = ("dataset", "file", "bytes", "sha256", "url", "member")
@@ -24,6 +24,17 @@ class Entry:
     sha256: str
     url: str
     member: str | None = None  # path inside the archive at `url`, when the file is not served alone
+
+    def __post_init__(self) -> None:
+        # Both names are joined to folders (<dest>/<file>, <mirror>/<dataset>/<file>): a name such
+        # as "../../x" or "/etc/x" would read or write outside them.
+        for kind, name in (("dataset", self.dataset), ("file", self.file)):
+            if name in ("", ".", "..") or "/" in name or "\\" in name or "\0" in name:
+                raise UnsafeRegistryError(
+                    f"registry entry {self.dataset!r}/{self.file!r}: the {kind} name {name!r} is not "
+                    "a plain name (no '/', '\\', '..' or absolute path); it would be read or written "
+                    "outside its folder. Fix the row in the registry file."
+                )
 
     @property
     def canonical_source(self) -> str:
@@ -48,17 +59,20 @@ class Registry:
             missing = set(COLUMNS[:5]) - set(reader.fieldnames or ())
             if missing:
                 raise ValueError(f"{path}: registry lacks columns {sorted(missing)}")
-            rows = [
-                Entry(
-                    dataset=r["dataset"],
-                    file=r["file"],
-                    bytes=int(r["bytes"]),
-                    sha256=r["sha256"].lower(),
-                    url=r["url"],
-                    member=r.get("member") or None,
-                )
-                for r in reader
-            ]
+            try:
+                rows = [
+                    Entry(
+                        dataset=r["dataset"],
+                        file=r["file"],
+                        bytes=int(r["bytes"]),
+                        sha256=r["sha256"].lower(),
+                        url=r["url"],
+                        member=r.get("member") or None,
+                    )
+                    for r in reader
+                ]
+            except UnsafeRegistryError as err:
+                raise UnsafeRegistryError(f"{path}: {err}") from None
         return cls(rows)
 
     def datasets(self) -> list[str]:

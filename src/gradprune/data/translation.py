@@ -28,13 +28,12 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from gradprune.atomic import atomic_path, write_bytes
 from gradprune.data.parallel_text import (
     MULTI30K_SIZES,
     WMT16_CORPORA,
@@ -226,20 +225,8 @@ def prepare(raw_root: str | Path, out_dir: str | Path, dataset: str, test_sets: 
             "vocab_size": sp.get_piece_size(), "model_type": model_type, "train_pairs": len(train),
             "pad": PAD, "unk": UNK, "bos": BOS, "eos": EOS}
     text["meta"] = meta
-    _atomic_write(Path(outputs["spm"]), model_bytes)
-    buf_path = Path(outputs["prepared"])
-    buf_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = buf_path.with_name(buf_path.name + ".tmp")
-    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata={"meta": json.dumps(meta)})
-    os.replace(tmp, buf_path)
-    _atomic_write(Path(outputs["text"]), json.dumps(text, ensure_ascii=False).encode("utf-8"))
+    write_bytes(outputs["spm"], model_bytes)
+    with atomic_path(outputs["prepared"]) as tmp:
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata={"meta": json.dumps(meta)})
+    write_bytes(outputs["text"], json.dumps(text, ensure_ascii=False).encode("utf-8"))
     return meta
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".")
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)

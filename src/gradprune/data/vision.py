@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from safetensors.torch import save_file
 
+from gradprune.atomic import atomic_path
+
 
 def prepare_fashion_mnist(raw_dir, out_path) -> None:
     """Decode the four idx.gz files into one safetensors file of uint8 images and int64 labels."""
@@ -30,4 +32,5 @@ def _save_splits(load, raw_dir, out_path) -> None:
         images, labels = load(raw_dir, split, check_size=False)
         tensors[f"{split}_images"] = images.contiguous()
         tensors[f"{split}_labels"] = labels.contiguous()
-    save_file(tensors, str(out_path))
+    with atomic_path(out_path) as tmp:
+        save_file(tensors, str(tmp))

@@ -2,17 +2,21 @@
 
 Output names are stable so rules can declare them up front:
 
-``write_tables(metrics_files, out_dir, compare_with_paper)``
-    ``runs.csv``                         every run, one row each (tidy, metrics as ``metric.<m>``)
+``write_experiment_tables(metrics_files, out_dir, experiment, compare_with_paper)``
     ``<experiment>.csv|.md|.tex``        results in the paper's layout (mean ± std over seeds)
     ``<experiment>_comparison.csv|.md|.tex``  paper vs reproduced per (configuration, metric);
                                          without the paper columns when ``compare_with_paper``
                                          is False
     ``<experiment>_headline.csv|.md|.tex``    large-sparse vs nearest-NNZ small-dense
                                          (header only when the experiment lacks one role)
+``write_summary_tables(metrics_files, out_dir)``
+    ``runs.csv``                         every run, one row each (tidy, metrics as ``metric.<m>``)
     ``headline.csv|.md|.tex``            the headline rows of all experiments
+``write_tables``: both of the above for every experiment at once
 ``write_experiment_figures(metrics_files, out_dir, compare_with_paper)``
-    ``<experiment>_metric_vs_nnz.png|.pdf``
+    ``<experiment>_metric_vs_nnz.png|.pdf``  with each headline pair joined and its verdict
+``write_landing(headline_csv, experiments, out_rst)``
+    the verdicts as reStructuredText for the report's landing page (``workflow/report/workflow.rst``)
 ``write_run_figures(metrics_json, train_log_csv, prune_log_csv, out_dir, eval_csv=None)``
     ``sparsity_schedule.png|.pdf``  Figure 1 redrawn + realized per-tensor sparsity
     ``training_curves.png|.pdf``    loss (and eval metric) vs step, pruning window shaded
@@ -38,46 +42,58 @@ from gradprune.reporting.figures import (
     schedule_from_params,
 )
 from gradprune.reporting.formatting import fmt_size, write_table
-from gradprune.reporting.pairing import headline_display, headline_pairs
+from gradprune.reporting.landing import verdicts_rst
+from gradprune.reporting.pairing import DEFAULT_NNZ_TOLERANCE, headline_display, headline_pairs
 from gradprune.reporting.reference import comparison_table, load_reference
 from gradprune.reporting.tables import experiment_table
 
 PathLike = str | Path
 
 
-def write_tables(metrics_files: Iterable[PathLike], out_dir: PathLike, compare_with_paper: bool,
-                 reference: PathLike | None = None,
-                 tolerance: float | dict[str, float] | None = None,
-                 planned: Iterable | None = None) -> list[Path]:
-    """All tables (see the module docstring for names); returns the written paths.
+def write_experiment_tables(metrics_files: Iterable[PathLike], out_dir: PathLike, experiment: str,
+                            compare_with_paper: bool, reference: PathLike | None = None,
+                            tolerance: float | dict[str, float] | None = None,
+                            planned: Iterable | None = None,
+                            nnz_tolerance: float = DEFAULT_NNZ_TOLERANCE) -> list[Path]:
+    """The tables of one experiment (``<experiment>``, ``_comparison``, ``_headline``; see the
+    module docstring) from its runs' metrics; returns the written paths.
 
-    ``planned``: the preset's runs (``gradprune.config.plan_runs``); the comparison then tells
-    the paper rows the preset plans from those it does not.
+    ``tolerance``: tie tolerance of the headline (None: the metric's own); ``nnz_tolerance``: the
+    config's ``headline.nnz_tolerance`` (:mod:`gradprune.reporting.pairing`). ``planned``: the
+    preset's runs (``gradprune.config.plan_runs``); the comparison then tells the paper rows the
+    preset plans from those it does not.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     runs = collect_runs(metrics_files)
+    exp = experiment
     ref = load_reference(reference) if compare_with_paper else None
+    num, disp = experiment_table(runs, exp)
+    written = write_table(num, disp, out_dir, exp, caption=f"{exp}: results")
+    num, disp = comparison_table(runs, exp, compare_with_paper, reference=ref, planned=planned)
+    cap = f"{exp}: reproduced"
+    if compare_with_paper:
+        counts = num.loc[num["coverage"] != "not in paper", "coverage"].value_counts()
+        cap = (f"{exp}: paper vs reproduced ({counts.get('reproduced', 0)} of "
+               f"{counts.sum()} paper rows reproduced"
+               + "".join(f", {n} {c}" for c, n in counts.items() if c != "reproduced") + ")")
+    written += write_table(num, disp, out_dir, f"{exp}_comparison", caption=cap)
+    pairs = headline_pairs(runs, exp, tolerance=tolerance, nnz_tolerance=nnz_tolerance)
+    written += write_table(pairs, headline_display(pairs), out_dir, f"{exp}_headline",
+                           caption=f"{exp}: large-sparse vs small-dense at equal NNZ")
+    return written
+
+
+def write_summary_tables(metrics_files: Iterable[PathLike], out_dir: PathLike,
+                         tolerance: float | dict[str, float] | None = None,
+                         nnz_tolerance: float = DEFAULT_NNZ_TOLERANCE) -> list[Path]:
+    """``runs.csv`` and ``headline.*`` (the headline pairs of every experiment)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    runs = collect_runs(metrics_files)
     written = [out_dir / "runs.csv"]
     runs.to_csv(written[0], index=False)
-    all_pairs = []
-    for exp in dict.fromkeys(runs["experiment"]):
-        num, disp = experiment_table(runs, exp)
-        written += write_table(num, disp, out_dir, exp, caption=f"{exp}: results")
-        num, disp = comparison_table(runs, exp, compare_with_paper, reference=ref,
-                                     planned=planned)
-        cap = f"{exp}: reproduced"
-        if compare_with_paper:
-            counts = num.loc[num["coverage"] != "not in paper", "coverage"].value_counts()
-            cap = (f"{exp}: paper vs reproduced ({counts.get('reproduced', 0)} of "
-                   f"{counts.sum()} paper rows reproduced"
-                   + "".join(f", {n} {c}" for c, n in counts.items() if c != "reproduced") + ")")
-        written += write_table(num, disp, out_dir, f"{exp}_comparison", caption=cap)
-        pairs = headline_pairs(runs, exp, tolerance=tolerance)
-        all_pairs.append(pairs)
-        written += write_table(pairs, headline_display(pairs), out_dir, f"{exp}_headline",
-                               caption=f"{exp}: large-sparse vs small-dense at equal NNZ")
-    pairs = pd.concat(all_pairs, ignore_index=True) if all_pairs else headline_pairs(runs)
+    pairs = headline_pairs(runs, tolerance=tolerance, nnz_tolerance=nnz_tolerance)
     disp = headline_display(pairs)
     if len(pairs):
         disp.insert(0, "Experiment", pairs["experiment"])
@@ -86,17 +102,43 @@ def write_tables(metrics_files: Iterable[PathLike], out_dir: PathLike, compare_w
     return written
 
 
+def write_tables(metrics_files: Iterable[PathLike], out_dir: PathLike, compare_with_paper: bool,
+                 reference: PathLike | None = None,
+                 tolerance: float | dict[str, float] | None = None,
+                 planned: Iterable | None = None,
+                 nnz_tolerance: float = DEFAULT_NNZ_TOLERANCE) -> list[Path]:
+    """Every experiment's tables and the summary tables at once (tools and tests)."""
+    files = list(metrics_files)
+    written = []
+    for exp in dict.fromkeys(collect_runs(files)["experiment"]):
+        written += write_experiment_tables(files, out_dir, exp, compare_with_paper, reference,
+                                           tolerance, planned, nnz_tolerance)
+    return written + write_summary_tables(files, out_dir, tolerance, nnz_tolerance)
+
+
 def write_experiment_figures(metrics_files: Iterable[PathLike], out_dir: PathLike,
                              compare_with_paper: bool,
-                             reference: PathLike | None = None) -> list[Path]:
-    """``<experiment>_metric_vs_nnz.png|.pdf`` per experiment (paper points when comparing)."""
+                             reference: PathLike | None = None,
+                             nnz_tolerance: float = DEFAULT_NNZ_TOLERANCE) -> list[Path]:
+    """``<experiment>_metric_vs_nnz.png|.pdf`` per experiment (paper points when comparing; the
+    headline pairs joined and labelled with their verdicts)."""
     runs = collect_runs(metrics_files)
     ref = load_reference(reference) if compare_with_paper else None
     written: list[Path] = []
     for exp in dict.fromkeys(runs["experiment"]):
-        fig = plot_metric_vs_nnz(runs, exp, reference=ref)
+        pairs = headline_pairs(runs, exp, nnz_tolerance=nnz_tolerance)
+        fig = plot_metric_vs_nnz(runs, exp, reference=ref, pairs=pairs)
         written += save_figure(fig, out_dir, f"{exp}_metric_vs_nnz")
     return written
+
+
+def write_landing(headline_csv: PathLike, experiments: Iterable[str], out_rst: PathLike) -> Path:
+    """The verdicts of ``headline.csv`` as the reStructuredText the report's landing page
+    includes (:mod:`gradprune.reporting.landing`)."""
+    out = Path(out_rst)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(verdicts_rst(pd.read_csv(headline_csv), list(experiments)), encoding="utf-8")
+    return out
 
 
 def _read_csv(path: PathLike | None) -> pd.DataFrame | None:
@@ -125,7 +167,7 @@ def write_run_figures(metrics_json: PathLike, train_log_csv: PathLike,
                           out_dir, "sparsity_schedule")
     written += save_figure(
         plot_training_curves(train_log, eval_log, schedule, metric=data.get("task_metric"),
-                             title=f"Training loss, {name}"),
+                             title=f"Training loss, {name}", family=data.get("family")),
         out_dir, "training_curves")
     written += save_figure(plot_lr_and_sparsity(train_log, schedule, title=name),
                            out_dir, "lr_sparsity")

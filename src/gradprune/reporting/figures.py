@@ -18,9 +18,19 @@ import pandas as pd
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, PercentFormatter
 
+from gradprune.curves import curve_scope, parse_curve_column
 from gradprune.reporting.collect import METRIC_PREFIX
 from gradprune.reporting.directions import metric_info
 from gradprune.reporting.formatting import fmt_size
+from gradprune.reporting.pairing import (
+    LS_WINS,
+    NO_PAIRED_SEEDS,
+    NOT_SEPARATED,
+    ONE_SEED,
+    SD_WINS,
+    UNMATCHED,
+    verdict_summary,
+)
 from gradprune.schedule import CubicSchedule
 
 STYLE = {
@@ -33,6 +43,15 @@ COLORS = {"large-sparse": "#1f6fb4", "small-dense": "#d9541e", "schedule": "blac
           "lr": "#2a9d55", "window": "#f3d36b", "loss": "#444444"}
 CONFIDENCE_MARKERS = {"seed": "*", "corroborated": "D", "recollection": "o"}
 WINDOW_LABEL = "pruning window"
+# How a headline pair's connector is drawn: (colour, line style, short label at its middle).
+VERDICT_STYLES = {
+    LS_WINS: (COLORS["large-sparse"], "-", "LS wins"),
+    SD_WINS: (COLORS["small-dense"], "-", "SD wins"),
+    NOT_SEPARATED: ("0.35", "-", "not separated"),
+    ONE_SEED: ("0.35", "--", "one seed"),
+    NO_PAIRED_SEEDS: ("0.35", "--", "no paired seeds"),
+    UNMATCHED: ("0.6", ":", "unmatched NNZ"),
+}
 
 
 def save_figure(fig, out_dir: str | Path, stem: str) -> list[Path]:
@@ -63,16 +82,34 @@ def _curve(df: pd.DataFrame, col: str) -> pd.DataFrame:
     return g.sort_values("nnz")
 
 
+def _draw_pairs(ax, pairs: pd.DataFrame) -> list:
+    """Join each headline pair's two points, coloured and labelled by its verdict; legend handles
+    of the verdicts drawn."""
+    seen = {}
+    for _, p in pairs.iterrows():
+        color, ls, short = VERDICT_STYLES[p["verdict"]]
+        x, y = [p["ls_nnz_millions"], p["sd_nnz_millions"]], [p["ls_mean"], p["sd_mean"]]
+        # wide and translucent, so a pair never reads as one of the curves
+        ax.plot(x, y, color=color, ls=ls, lw=4, alpha=0.35, zorder=1, solid_capstyle="round")
+        ax.annotate(short, (float(np.sqrt(x[0] * x[1])), float(np.mean(y))), fontsize=7,
+                    color=color, ha="left", va="center", textcoords="offset points",
+                    xytext=(5, 0))
+        seen.setdefault(p["verdict"], Line2D([], [], color=color, ls=ls, lw=4, alpha=0.35))
+    return [(h, f"pair: {v}") for v, h in seen.items()]
+
+
 @_styled
 def plot_metric_vs_nnz(runs: pd.DataFrame, experiment: str, metric: str | None = None,
-                       reference: pd.DataFrame | None = None):
+                       reference: pd.DataFrame | None = None, pairs: pd.DataFrame | None = None):
     """Metric vs NNZ (millions, log x) for one experiment.
 
     Large-sparse curve(s): per large model, its dense run (0 %) and its pruned runs, each point
     labelled with its sparsity. Small-dense curve: the small-dense runs plus the dense large
     model(s) (the dense family across sizes). Error bars: std over seeds. ``reference``: the
     paper's rows (already filtered to what should be shown) drawn as hollow markers whose shape
-    gives the confidence label.
+    gives the confidence label. ``pairs``: the experiment's headline pairs
+    (:func:`gradprune.reporting.pairing.headline_pairs`), each joined by a line styled by its
+    verdict, with the verdict counts under the title.
     """
     df = runs[runs["experiment"] == experiment]
     metric = metric or df["task_metric"].iloc[0]
@@ -104,6 +141,11 @@ def plot_metric_vs_nnz(runs: pd.DataFrame, experiment: str, metric: str | None =
                         textcoords="offset points", xytext=(4, -11), fontsize=7,
                         color=COLORS["small-dense"])
     handles, labels = ax.get_legend_handles_labels()
+    has_pairs = pairs is not None and not pairs.empty
+    if has_pairs:
+        for h, lab in _draw_pairs(ax, pairs):
+            handles.append(h)
+            labels.append(lab)
     if reference is not None and not reference.empty:
         ref = reference[(reference["experiment"] == experiment)
                         & (reference["metric"] == metric) & reference["value"].notna()]
@@ -125,7 +167,10 @@ def plot_metric_vs_nnz(runs: pd.DataFrame, experiment: str, metric: str | None =
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("non-zero parameters, NNZ (millions, log scale)")
     ax.set_ylabel(info.axis_label())
-    ax.set_title(f"{experiment}: {info.label} vs non-zero parameters")
+    title = f"{experiment}: {info.label} vs non-zero parameters"
+    if has_pairs:
+        title += f"\n{verdict_summary(pairs)}"
+    ax.set_title(title)
     has_paper = any(lab.startswith("paper") for lab in labels)
     leg = ax.legend(handles, labels, loc="best", framealpha=0.9,
                     title="hollow = paper, shape = confidence" if has_paper else None)
@@ -240,9 +285,11 @@ def plot_sparsity_schedule(schedule: CubicSchedule | None, total_steps: int,
 @_styled
 def plot_training_curves(train_log: pd.DataFrame, eval_log: pd.DataFrame | None = None,
                          schedule: CubicSchedule | None = None, metric: str | None = None,
-                         title: str = ""):
+                         title: str = "", family: str | None = None):
     """Training loss vs step (pruning window shaded); below it, the evaluated metric when
-    ``eval_log`` is given (``metric`` or its first non-step column)."""
+    ``eval_log`` is given: the column of ``metric`` or else its first non-step column, labelled
+    with how much of the held-out split it scores (:mod:`gradprune.curves`; ``family`` names the
+    unit)."""
     has_eval = eval_log is not None and not eval_log.empty and len(eval_log.columns) > 1
     fig, axes = plt.subplots(2 if has_eval else 1, 1, sharex=True,
                              figsize=(7.0, 6.0 if has_eval else 3.8), squeeze=False)
@@ -259,18 +306,20 @@ def plot_training_curves(train_log: pd.DataFrame, eval_log: pd.DataFrame | None 
     ax.set_title(title or "Training loss")
     ax.legend(loc="upper right")
     if has_eval:
-        name = metric if metric in eval_log.columns else next(c for c in eval_log.columns
-                                                              if c != "step")
+        columns = {c: parse_curve_column(c) for c in eval_log.columns if c != "step"}
+        column = next((c for c, (m, _) in columns.items() if m == metric), next(iter(columns)))
+        name, n = columns[column]
         try:
             label = metric_info(name).axis_label()
         except KeyError:
             label = name
+        scope = curve_scope(family, n)
         ax2 = axes[1, 0]
-        ax2.plot(eval_log["step"], eval_log[name], "o-", color=COLORS["small-dense"], ms=3,
-                 label=name)
+        ax2.plot(eval_log["step"], eval_log[column], "o-", color=COLORS["small-dense"], ms=3,
+                 label=column)
         _shade_window(ax2, schedule, label=False)
-        ax2.set_ylabel(label)
-        ax2.set_title(f"Evaluation: {name}")
+        ax2.set_ylabel(f"{label}\n{scope}")
+        ax2.set_title(f"Evaluation during training: {name}, {scope}")
         ax2.set_xlabel("training step")
     else:
         ax.set_xlabel("training step")

@@ -39,6 +39,12 @@ class Task(abc.ABC):
     def evaluate(self, model: nn.Module, split: str = "test", limit: int | None = None) -> dict:
         """Metrics on ``split`` ("valid" or "test"); ``limit`` examples for quick curves."""
 
+    def curve_size(self, limit: int) -> int:
+        """How many held-out units ``evaluate(split="valid", limit=limit)`` scores (tokens for a
+        language model, examples otherwise): the ``N`` in eval.csv's column names
+        (:mod:`gradprune.curves`). Tasks with a ``curve_metric`` must say."""
+        raise NotImplementedError(f"{type(self).__name__} has a curve_metric but no curve_size")
+
     @property
     def steps_per_epoch(self) -> int:
         return 0

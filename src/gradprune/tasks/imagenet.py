@@ -110,6 +110,9 @@ class ImageNetTask(ImageClassificationTask):
         self._next_step = step + 1
         return x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
 
+    def curve_size(self, limit: int) -> int:
+        return min(limit, len(self.val))
+
     def eval_batches(self, limit):
         data = self.val if limit is None else Subset(self.val, range(min(limit, len(self.val))))
         return DataLoader(data, batch_size=self.eval_batch_size, num_workers=self.workers)

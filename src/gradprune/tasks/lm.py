@@ -181,6 +181,9 @@ class LanguageModelTask(Task):
                                                tail_tg[i : i + EVAL_CHUNK].reshape(-1), reduction="sum"))
         return total, n_targets
 
+    def curve_size(self, limit: int) -> int:
+        return min(limit, len(self.streams["valid"]) - 1)  # next-token targets scored
+
     @torch.no_grad()
     def evaluate(self, model, split="test", limit=None):
         if split not in ("test", "valid"):

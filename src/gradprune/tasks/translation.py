@@ -197,6 +197,9 @@ class TranslationTask(Task):
         model.train(was_training)
         return out
 
+    def curve_size(self, limit: int) -> int:
+        return min(limit, self.cfg["curve_examples"], len(self.text["valid"]["ref"]))
+
     def evaluate(self, model, split="test", limit=None):
         if split == "valid":
             n = self.cfg["curve_examples"] if limit is None else min(limit, self.cfg["curve_examples"])

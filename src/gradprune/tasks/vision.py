@@ -95,6 +95,9 @@ class ImageClassificationTask(Task):
             )
         return F.cross_entropy(out, y, label_smoothing=smoothing)
 
+    @abc.abstractmethod
+    def curve_size(self, limit: int) -> int: ...
+
     def evaluate(self, model, split="test", limit=None):
         # Fashion-MNIST and CIFAR-10 have no validation split; ImageNet's val is its test set.
         if split not in ("test", "valid"):
@@ -152,6 +155,9 @@ class VisionTask(ImageClassificationTask):
         idx = order[i * self.batch_size : (i + 1) * self.batch_size]
         x = self._augment(self._normalise(self.train_images[idx]), step)
         return self.dist.shard(x), self.dist.shard(self.train_labels[idx].to(self.device))
+
+    def curve_size(self, limit: int) -> int:
+        return min(limit, len(self.test_labels))
 
     def eval_batches(self, limit):
         images, labels = self.test_images[:limit], self.test_labels[:limit]

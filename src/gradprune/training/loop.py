@@ -4,10 +4,14 @@ One loop serves the dense phase (steps 0..t0), the continuation to each target s
 (t0..total) and the small-dense models (0..total). A run writes a checkpoint every
 ``checkpoint_every`` steps; started again on the same folder it resumes from it, so a preempted or
 killed job loses at most that many steps and ends bitwise where an uninterrupted run ends (CPU).
+It resumes only a checkpoint written for the same run (same config, same init checkpoint): any
+other is moved aside and the run starts afresh, never mixing two configs in one result.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,10 +21,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from gradprune.atomic import remove_leftovers
 from gradprune.counting import masks_sparsity
 from gradprune.pruning import GradualPruner
-from gradprune.training.checkpoint import load_checkpoint, save_checkpoint
+from gradprune.training.checkpoint import identity_mismatch, load_checkpoint, save_checkpoint
 from gradprune.training.optim import run_lr, set_lr
+
+log = logging.getLogger(__name__)
 
 
 def rng_state() -> dict:
@@ -70,6 +77,7 @@ class TrainState:
     step: int = 0  # next optimizer step to take
     logs: Logs = field(default_factory=Logs)
     forward_model: torch.nn.Module | None = None  # the DDP wrapper under torchrun
+    identity: dict | None = None  # checkpoint.run_identity, saved with every checkpoint
 
     @property
     def is_main(self) -> bool:
@@ -84,6 +92,7 @@ class TrainState:
             "task": self.task.state_dict(),
             "rng": rng_state(),
             "logs": self.logs.state_dict(),
+            "identity": self.identity,
         }
 
     def load(self, state: dict, with_pruner: bool = True) -> None:
@@ -175,9 +184,34 @@ def train_steps(
     bar.close()
 
 
-def resume_if_possible(state: TrainState, checkpoint_path: Path) -> bool:
-    """Load the run's own checkpoint when one exists (a rerun after preemption)."""
-    if checkpoint_path.exists():
-        state.load(load_checkpoint(checkpoint_path, map_location=state.task.device))
-        return True
-    return False
+def resume_if_possible(state: TrainState, checkpoint_path: Path, identity: dict | None = None) -> bool:
+    """Load the run's own checkpoint when one exists (a rerun after preemption).
+
+    ``identity`` (checkpoint.run_identity) is saved with every later checkpoint; a checkpoint of
+    another identity (the config or the init checkpoint changed since it was written) is not
+    loaded: it is moved to ``<name>.stale`` and the run starts afresh. Returns True if resumed.
+    """
+    checkpoint_path = Path(checkpoint_path)
+    state.identity = identity
+    if state.is_main:
+        remove_leftovers(checkpoint_path)  # the temporary file of a save that was killed
+    if not checkpoint_path.exists():
+        return False
+    saved = load_checkpoint(checkpoint_path, map_location=state.task.device)
+    differences = identity_mismatch(saved.get("identity"), identity) if identity else []
+    if differences:
+        state.task.dist.barrier()  # every rank has read it before it moves
+        stale = checkpoint_path.with_name(checkpoint_path.name + ".stale")
+        if state.is_main:
+            os.replace(checkpoint_path, stale)
+            log.warning(
+                "not resuming %s: it was written for another run (config hash %s, this run %s; %s). "
+                "Starting afresh; the old checkpoint was moved to %s.",
+                checkpoint_path, (saved.get("identity") or {}).get("config_hash"),
+                identity["config_hash"], "; ".join(differences), stale.name,
+            )
+        return False
+    state.load(saved)
+    if state.is_main:
+        print(f"resuming {checkpoint_path} at step {state.step}", flush=True)
+    return True

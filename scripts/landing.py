@@ -1,0 +1,11 @@
+"""Snakemake entry point: the verdicts of headline.csv as the report landing page's rst."""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
+from gradprune.reporting.api import write_landing
+from gradprune.workflow import logged_to
+
+sm = snakemake  # noqa: F821
+with logged_to(sm.log[0]):
+    write_landing(sm.input[0], sm.params.experiments, sm.output[0])

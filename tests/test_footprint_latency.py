@@ -1,0 +1,146 @@
+"""Dense and sparse execution compute the model's own outputs; the timing design interleaves."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from gradprune.footprint.execution import (
+    MODES,
+    GNMTStep,
+    LMStep,
+    Product,
+    SparseConv2d,
+    sparse_vision_model,
+)
+from gradprune.footprint.latency import inference_calls, measure, summary, time_calls
+from gradprune.models import build_model, prune_include
+from gradprune.pruning import select_prune_groups
+
+
+def _prune(model, name, sparsity=0.8, seed=0):
+    """Zero a random ``sparsity`` of every weight the paper prunes; their names."""
+    gen = torch.Generator().manual_seed(seed)
+    names = [t for g in select_prune_groups(model, prune_include(name)) for t in g.tensors]
+    with torch.no_grad():
+        for n in names:
+            p = model.get_parameter(n)
+            p.mul_(torch.rand(p.shape, generator=gen) > sparsity)
+    return names
+
+
+def _close(a, b):
+    scale = max(1.0, float(b.abs().max()))
+    assert float((a - b).abs().max()) <= 1e-5 * scale
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_lm_step_is_one_step_of_the_model(mode):
+    torch.manual_seed(0)
+    model = build_model("lstm_lm", size="small", vocab_size=50, hidden=16).eval()
+    encoded = _prune(model, "lstm_lm")
+    model.embedding.weight.data[7] = 0  # an all-zero embedding row is gathered too
+    tokens = torch.tensor([3, 7, 49])
+    hidden = (torch.randn(2, 3, 16), torch.randn(2, 3, 16))
+    with torch.no_grad():
+        ref, (h, c) = model(tokens[None], hidden)
+        out, (oh, oc) = LMStep(model, encoded, mode)(tokens, hidden)
+    _close(out, ref[0])
+    _close(oh, h)
+    _close(oc, c)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_gnmt_step_is_the_encoder_plus_one_decoder_step(mode):
+    torch.manual_seed(0)
+    model = build_model("gnmt", size=16, vocab_size=40, num_layers=3, pad_id=0).eval()
+    encoded = _prune(model, "gnmt")
+    src = torch.randint(4, 40, (2, 7))
+    with torch.no_grad():
+        enc = model.encode(src, torch.tensor([7, 7]))
+        state, attention = model.start(enc)
+        emb = model.decoder.embedding(torch.full((2,), 1))
+        top, _, _ = model.decoder.step(emb, state, attention, enc.keys, enc.memory, enc.mask)
+        ref = model.decoder.projection(top)
+        out = GNMTStep(model, encoded, mode, bos=1)(src)
+    _close(out, ref)
+
+
+def test_sparse_vision_model_gives_the_model_outputs():
+    torch.manual_seed(0)
+    model = build_model("mobilenet_v1", width=0.25, num_classes=10, in_channels=1,
+                        small_input=True).eval()
+    encoded = _prune(model, "mobilenet_v1", 0.6)
+    sparse = sparse_vision_model(model, encoded)
+    assert isinstance(sparse.features[1].pointwise[0], SparseConv2d)
+    assert isinstance(model.features[1].pointwise[0], nn.Conv2d)  # the original is untouched
+    x = torch.randn(3, 1, 28, 28)
+    with torch.no_grad():
+        # compare the features (the classifier's 0.01-scale init makes the logits tiny)
+        _close(sparse.features(x), model.features(x))
+        _close(sparse(x), model(x))
+
+
+@pytest.mark.parametrize("kernel,stride,padding", [((3, 3), 2, 1), ((1, 7), 1, (0, 3)),
+                                                   ((1, 1), 2, 0)])
+def test_sparse_conv_matches_conv2d(kernel, stride, padding):
+    torch.manual_seed(0)
+    conv = nn.Conv2d(4, 6, kernel, stride=stride, padding=padding, bias=True)
+    with torch.no_grad():
+        conv.weight.mul_(torch.rand_like(conv.weight) > 0.5)
+    x = torch.randn(2, 4, 9, 11)
+    with torch.no_grad():
+        _close(SparseConv2d(conv)(x), conv(x))
+        _close(SparseConv2d(conv)(x[:1]), conv(x[:1]))
+
+
+def test_sparse_execution_refuses_what_it_cannot_run():
+    with pytest.raises(NotImplementedError, match="groups"):
+        SparseConv2d(nn.Conv2d(4, 4, 3, groups=4))
+    model = nn.Sequential(nn.BatchNorm1d(3))
+    with pytest.raises(NotImplementedError, match="only the weights of"):
+        sparse_vision_model(model, ["0.weight"])
+
+
+def test_csr_rows_gather_like_an_embedding():
+    w = torch.randn(6, 5) * (torch.rand(6, 5) > 0.5)
+    w[2] = 0
+    ids = torch.tensor([2, 0, 5, 5])
+    assert torch.equal(Product(w, sparse=True).rows(ids), Product(w, sparse=False).rows(ids))
+
+
+def test_rounds_interleave_calls_in_shuffled_orders():
+    seen = []
+    calls = {k: (lambda k=k: seen.append(k)) for k in "abc"}
+    out = time_calls(calls, rounds=6, min_time_s=0.0, seed=1)
+    assert {k: len(v["samples"]) for k, v in out.items()} == {"a": 6, "b": 6, "c": 6}
+    assert all(v["inner"] == 1 for v in out.values())
+    timed = seen[6:]  # after two warm-up/calibration calls each
+    rounds = [tuple(timed[i : i + 3]) for i in range(0, 18, 3)]
+    assert all(sorted(r) == ["a", "b", "c"] for r in rounds)  # every call once per round
+    assert len(set(rounds)) > 1  # in changing orders
+
+
+def test_calibration_repeats_fast_calls_to_the_minimum_time():
+    out = time_calls({"fast": lambda: None}, rounds=2, min_time_s=0.002)
+    assert out["fast"]["inner"] > 10
+    s = summary([3.0, 1.0, 2.0, 10.0])
+    assert s["median"] == 2.5 and s["min"] == 1.0 and s["max"] == 10.0
+    assert s["q25"] <= s["median"] <= s["q75"]
+
+
+def test_inference_calls_cover_modes_and_batches_and_report_speedups():
+    torch.manual_seed(0)
+    model = build_model("gnmt", size=8, vocab_size=30, num_layers=2, pad_id=0).eval()
+    encoded = _prune(model, "gnmt")
+    calls = inference_calls("translation", None, model, encoded, [1, 3], source_length=5)
+    assert set(calls) == {(m, b) for m in MODES for b in (1, 3)}
+    assert calls[("sparse", 3)]().shape == (3, 30)
+    _close(calls[("sparse", 1)](), calls[("dense", 1)]())
+    result = measure(calls, rounds=3, min_time_s=0.0)
+    assert {(t["mode"], t["batch"]) for t in result["timings"]} == set(calls)
+    assert all(len(t["samples_s"]) == 3 and t["median_s"] > 0 for t in result["timings"])
+    assert [s["batch"] for s in result["speedup"]] == [1, 3]
+    with pytest.raises(ValueError, match="unknown family"):
+        inference_calls("speech", None, model, encoded, [1], 5)
