@@ -198,7 +198,7 @@ class TranslationTask(Task):
         return out
 
     def curve_size(self, limit: int) -> int:
-        return min(limit, self.cfg["curve_examples"], len(self.text["valid"]["ref"]))
+        return min(limit, self.cfg["curve_examples"], len(self.text["valid"][self.tgt_lang]))
 
     def evaluate(self, model, split="test", limit=None):
         if split == "valid":
