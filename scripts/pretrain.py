@@ -4,12 +4,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
 from gradprune import runner
-from gradprune.config import Run
+from gradprune.config import Run, experiment_resources
 from gradprune.workflow import logged_to
 
 sm = snakemake  # noqa: F821
 with logged_to(sm.log[0]):
     run, settings = Run.from_dict(sm.params.run), sm.params.settings
+    res = experiment_resources(sm.config, run.experiment, run.size)
     runner.configure_torch(sm.threads, settings["deterministic"])
-    runner.pretrain(settings, run, dict(sm.input), Path(sm.output.checkpoint),
-                    Path(sm.output.checkpoint).parent)
+    out = Path(sm.output.checkpoint)
+    runner.pretrain_job(settings, run, dict(sm.input), out, out.parent, sm.threads, res["gpu"],
+                        res["nodes"], sm.resources.get("nodes"))

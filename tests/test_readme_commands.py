@@ -42,6 +42,9 @@ EXPECTED = {
     # a new --config changes the composed config: only results/config.yaml is rewritten
     "snakemake --cores all --config data='{offline: true}'": {"effective_config": 1},
     "snakemake --profile profiles/slurm --configfile presets/paper.yaml": "paper",
+    "snakemake --profile profiles/slurm --configfile presets/paper.yaml --config experiments='{gnmt-"
+    "wmt16-ende: {resources: {nodes: 2, gpu: 4}}, gnmt-wmt16-deen: {resources: {nodes: 2, gpu: 4}}}'"
+    " precision='{autocast: bf16}'": "paper",
     "snakemake --report report.html": "report",
 }
 
@@ -132,7 +135,9 @@ def test_adding_a_sparsity_plans_the_new_run_and_the_tables_and_figures_that_inc
     assert planned_runs(proc) == {RUN.format(s="0.9", seed=0)}
     assert planned_jobs(proc) == Counter({
         "train": 1, "evaluate": 1, "run_figures": 1, "experiment_tables": 1, "summary_tables": 1,
-        "experiment_figure": 1, "report_landing": 1, "effective_config": 1, "all": 1})
+        "experiment_figure": 1, "report_landing": 1, "effective_config": 1, "all": 1,
+        # the new run's storage and latency, and the experiment's footprint tables that list it
+        "footprint": 1, "latency": 1, "footprint_report": 1})
 
 
 def test_a_config_change_reruns_only_the_runs_whose_settings_changed(finished_test_run):

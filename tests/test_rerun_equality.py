@@ -40,20 +40,21 @@ DRIVER = """
 import json, sys
 from pathlib import Path
 from gradprune import runner
-from gradprune.config import find_run, load_config
+from gradprune.config import load_config, resolve_run, run_settings
 
 config_path, prepared, root = sys.argv[1:]
 config = load_config(config_path)
-runner.configure_torch(1, config["deterministic"])
-run = find_run(config, "lstm-ptb", "lstm_lm", "16", "0.5", 0)
+run = resolve_run(config, "lstm-ptb", "lstm_lm", "16", "0.5", 0)
+settings = run_settings(config, run)  # what the workflow hands a job as params.settings
+runner.configure_torch(1, settings["deterministic"])
 data = {"prepared": prepared}
 root = Path(root)
 t0 = root / "pretrain" / "checkpoint_t0.pt"
-runner.pretrain(config, run, data, t0, root / "pretrain")
+runner.pretrain(settings, run, data, t0, root / "pretrain")
 out = root / run.dir
-runner.train(config, run, data, out, t0)
-runner.evaluate(config, run, data, out / "model.safetensors", out / "train_summary.json",
-                out / "metrics.json")
+runner.train(settings, run, data, out, t0)
+runner.evaluate(settings, run, data, out / "model.safetensors", out / "train_summary.json",
+                out / "metrics.json", {"preset": config["preset"], "sources": []})
 """
 
 

@@ -6,7 +6,11 @@ a. the `test` preset runs through `--profile profiles/slurm`; its jobs are COMPL
    its results equal, bit for bit, those of a local run of the same config;
 b. a failing job is reported as a failure (Snakemake exits non-zero, sacct says FAILED);
 c. a job cancelled with `scancel` is reported as a failure (squeue status mode: in sacct mode
-   plugin 2.8.0 waits forever on `CANCELLED by 0`, see tools/README.md).
+   plugin 2.8.0 waits forever on `CANCELLED by 0`, see tools/README.md);
+d. an LM experiment with `resources.nodes: 2` trains through `srun` + torchrun (one launcher per
+   "node", c10d rendezvous, gloo) and ends with the weights of one process on the combined batch;
+e. a training job requeued by SLURM (`scontrol requeue`, what preemption does) resumes from its
+   checkpoint and ends bitwise equal to an uninterrupted run.
 
 Every subprocess is bounded (`timeout -k 10` plus a Python-side timeout that kills the process
 group), and the SLURM jobs of a run that did not end are cancelled by their run ID.
@@ -26,6 +30,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from safetensors.torch import load_file
 from tests.fixtures.data_formats import registry_for, write_fashion_mnist
@@ -37,7 +42,7 @@ pytestmark = pytest.mark.slurm
 SCRIPT = ROOT / "tools" / "local_slurm.sh"
 PROFILE = ROOT / "profiles" / "slurm"
 # Flags every SLURM run of these tests adds to the profile: first status check after 1 s (the
-# profile waits 10 s), a failing job fails the run at once (the profile retries once).
+# profile waits 10 s), a failing job fails the run at once (the profile retries twice).
 FAST = ("--slurm-init-seconds-before-status-checks", "1", "--retries", "0")
 RUN_ID = re.compile(r"SLURM run ID: (\S+)")
 # the runs of the test preset: mobilenet_v1-1.0 at three sparsities and small-dense 0.25
@@ -263,8 +268,12 @@ def test_test_preset_through_slurm_profile_equals_local_run(slurm_env, fmnist_re
     start = _sacct_start()
     t0 = time.monotonic()
     # Both runs at once: the SLURM jobs wait in the queue and for the status checks most of the time.
+    # The SLURM run builds the runs and their tables (the footprint and latency jobs, which would
+    # only add SLURM jobs of the same kind, are the vision and footprint tests' job).
     slurm = _snakemake(
         tmp_path / "slurm",
+        *METRICS,
+        "results/tables/mobilenet-fmnist.csv",
         "--profile",
         str(PROFILE),
         *FAST,
@@ -298,7 +307,9 @@ def test_test_preset_through_slurm_profile_equals_local_run(slurm_env, fmnist_re
     assert rules.count("train") == len(metrics) and rules.count("evaluate") == len(metrics), rules
     assert "pretrain" in rules and "prepare_fashion_mnist" in rules, rules
     # Local rules (download, tables, figures) ran on the submit host, not as SLURM jobs.
-    assert not {"download", "experiment_tables", "summary_tables", "experiment_figure", "run_figures"} & set(rules), rules
+    local_rules = {"download", "experiment_tables", "summary_tables", "experiment_figure",
+                   "run_figures"}
+    assert not local_rules & set(rules), rules
     assert (tmp_path / "slurm/results/tables/mobilenet-fmnist.csv").stat().st_size > 0
 
     # Same results as the local run, bit for bit (CPU, deterministic).
@@ -429,3 +440,168 @@ def test_cancelled_job_is_reported_as_failure(slurm_env, tmp_path):
     assert "SLURM status is: 'CANCELLED'" in out, out[-3000:]
     assert "Error in rule sleeper" in out, out[-3000:]
     assert not (tmp_path / "work/out/slept.txt").exists()
+
+
+# ------------------------------------------------------------------------ several nodes, requeue
+LM_SPARSE = "results/lstm-ptb/lstm_lm-12/sparsity-0.5/seed-0"
+
+
+def _lm_config(registry_tsv: Path, resources: dict, **train) -> dict:
+    """A tiny LM experiment (dropout 0: DDP and one process draw no different dropout masks)."""
+    return {
+        "preset": "test", "seeds": [0], "device": "cpu",
+        "data": {"registry": str(registry_tsv), "mirror": None, "offline": False},
+        "experiments": {"lstm-ptb": {
+            "family": "lm", "dataset": "ptb", "model": "lstm_lm",
+            "model_args": {"dropout": 0.0, "num_layers": 2},
+            "large": {"size": 12, "sparsities": [0.0, 0.5]},
+            "train": {"total_steps": 10, "batch_size": 4, "bptt": 7, "train_subset": 200,
+                      "eval_batch_size": 50, "optimizer": {"name": "sgd", "lr": 0.5, "momentum": 0.9},
+                      "grad_clip_norm": 5.0, "log_every": 2, "eval_every": 1000,
+                      "checkpoint_every": 4, **train},
+            "pruning": {"begin_step": 4, "frequency": 2, "n_updates": 2},
+            "resources": {"threads": 1, "mem_mb": 1000, "runtime": 10, **resources},
+        }},
+    }
+
+
+@pytest.fixture(scope="module")
+def ptb_registry(tmp_path_factory):
+    """A synthetic PTB (three text files) on a loopback server and the registry that points at it."""
+    tmp = tmp_path_factory.mktemp("ptb")
+    gen = __import__("random").Random(0)
+    files = {}
+    for split, n in (("train", 60), ("valid", 10), ("test", 10)):
+        lines = (" ".join(f"w{gen.randrange(25)}" for _ in range(gen.randrange(3, 12)))
+                 for _ in range(n))
+        files[f"ptb.{split}.txt"] = ("\n".join(lines) + "\n").encode()
+    server = LoopbackServer().start()
+    try:
+        server.files = {f"/ptb/{name}": content for name, content in files.items()}
+        registry = registry_for("ptb", files, f"{server.url}/ptb")
+        yield write_registry(tmp / "registry.tsv", registry.entries("ptb"))
+    finally:
+        server.stop()
+
+
+def _steps(job_id: str) -> list[dict]:
+    out = subprocess.run(["sacct", "-n", "-P", "-j", job_id, "-o", "JobID,NNodes,NTasks,State"],
+                         check=False, capture_output=True, text=True, timeout=60)
+    return [dict(zip(("id", "nodes", "tasks", "state"), line.split("|")))
+            for line in out.stdout.splitlines() if line.strip()]
+
+
+def _single_process(work: Path, config: dict) -> dict:
+    """The pretrain and train jobs of LM_SPARSE as one process, in this process, on the data the
+    SLURM run prepared; returns the exported weights (masks included)."""
+    from gradprune import runner
+    from gradprune.config import resolve_run, run_settings, validate_config
+
+    config = validate_config(config)
+    dense, pruned = (resolve_run(config, "lstm-ptb", "lstm_lm", "12", s, 0) for s in ("0.0", "0.5"))
+    files = {"prepared": str(work / "resources/prepared/ptb/corpus.safetensors")}
+    out = work.parent / "single"
+    runner.configure_torch(1, True)
+    runner.pretrain(run_settings(config, dense), dense, files, out / "t0.pt", out)
+    runner.train(run_settings(config, pruned), pruned, files, out / "run", out / "t0.pt")
+    return load_file(str(out / "run" / "model.safetensors"))
+
+
+@pytest.mark.slow
+def test_lm_on_two_nodes_through_slurm_equals_one_process(slurm_env, ptb_registry, tmp_path):
+    """`resources.nodes: 2` through profiles/slurm: the pretrain and train jobs are submitted with
+    `mpi` and 2 tasks, and their script starts one torchrun per task with srun, which meet through
+    the c10d rendezvous and train with gloo. This cluster has one node, so `--set-resources` gives
+    the jobs 1 SLURM node and the 2 launchers run side by side on it: the test shows the
+    submission, the srun launch, the rendezvous and the process group across launchers, not the
+    network between machines (README: the cluster-side requirements)."""
+    config = _lm_config(ptb_registry, {"nodes": 2})
+    work = tmp_path / "slurm"
+    start = _sacct_start()
+    run = _snakemake(work, f"{LM_SPARSE}/model.safetensors", "--profile", str(PROFILE), *FAST,
+                     "--set-resources", "pretrain:nodes=1", "train:nodes=1",
+                     env=slurm_env, limit=480, config=config)
+    try:
+        assert run.wait() == 0, f"SLURM run failed:\n{run.output[-5000:]}"
+    finally:
+        if run.proc.poll() is None:
+            run.kill()
+    rows = _sacct_final(run.run_id, start, expect=3)
+    trainers = [r for r in rows if _rule(r) in ("pretrain", "train")]
+    assert len(trainers) == 2 and {r["state"] for r in rows} == {"COMPLETED"}, rows
+    for job in trainers:  # one srun step of 2 tasks: the launchers
+        launches = [s for s in _steps(job["id"]) if s["id"] == f"{job['id']}.0"]
+        assert launches and launches[0]["tasks"] == "2", _steps(job["id"])
+    log = (work / LM_SPARSE / "train.log").read_text()
+    assert "launching: srun" in log and "--nnodes=2" in log and "--rdzv-backend=c10d" in log, log
+    summary = json.loads((work / LM_SPARSE / "train_summary.json").read_text())
+    assert summary["processes"] == 2, summary
+
+    got, want = load_file(str(work / LM_SPARSE / "model.safetensors")), _single_process(work, config)
+    assert got.keys() == want.keys() and any(k.startswith("__mask__.") for k in got)
+    for name in got:
+        if name.startswith("__mask__."):
+            assert torch.equal(got[name], want[name]), name
+        else:
+            torch.testing.assert_close(got[name], want[name], rtol=1e-4, atol=1e-5,
+                                       msg=lambda m, name=name: f"{name}: {m}")
+
+
+def _squeue(job_id: str) -> str:
+    out = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], check=False,
+                         capture_output=True, text=True, timeout=30)
+    return out.stdout.strip()
+
+
+@pytest.mark.slow
+def test_requeued_training_job_resumes_and_equals_an_uninterrupted_run(
+    slurm_env, ptb_registry, tmp_path
+):
+    """`scontrol requeue` (what preemption with PreemptMode=REQUEUE does) stops the train job
+    once it wrote a checkpoint; SLURM runs the same job again, which resumes from the checkpoint.
+    SLURM holds a requeued job for AuthInfo's cred_expire (120 s by default) before it may start
+    again; the test releases it at once (`scontrol update StartTime=now`)."""
+    # 1300 steps after the first checkpoint of the train job (step 200): seconds of training
+    # left when the requeue arrives
+    config = _lm_config(ptb_registry, {}, total_steps=1500, checkpoint_every=100, log_every=100)
+    config["experiments"]["lstm-ptb"]["pruning"] = {"begin_step": 100, "frequency": 50, "n_updates": 4}
+    work = tmp_path / "slurm"
+    run = _snakemake(work, f"{LM_SPARSE}/model.safetensors", "--profile", str(PROFILE), *FAST,
+                     env=slurm_env, limit=600, config=config)
+    ckpt = work / LM_SPARSE / "checkpoint.pt"
+    try:
+        job = None
+        deadline = time.monotonic() + 480
+        while job is None and time.monotonic() < deadline and run.proc.poll() is None:
+            if run.run_id and ckpt.exists():
+                q = subprocess.run(["squeue", "-h", "-t", "RUNNING", "--name", run.run_id,
+                                    "-o", "%i %k"], check=False, capture_output=True, text=True,
+                                   timeout=30)
+                job = next((line.split()[0] for line in q.stdout.splitlines()
+                            if "rule_train_" in line), None)
+            if job is None:
+                time.sleep(0.2)
+        assert job, f"the train job never checkpointed:\n{run.output[-3000:]}"
+        subprocess.run(["scontrol", "requeue", job], check=True, timeout=30)
+        deadline = time.monotonic() + 120
+        while _squeue(job) != "PENDING" and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert _squeue(job) == "PENDING", _squeue(job)
+        subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=True,
+                       timeout=30)
+        assert run.wait() == 0, f"SLURM run failed:\n{run.output[-5000:]}"
+    finally:
+        if run.proc.poll() is None:
+            run.kill()
+    history = subprocess.run(["sacct", "-D", "-X", "-n", "-P", "-j", job, "-o", "JobID,State"],
+                             check=False, capture_output=True, text=True, timeout=60).stdout
+    assert [line.split("|")[1] for line in history.split()] == ["REQUEUED", "COMPLETED"], history
+    log = (work / LM_SPARSE / "train.log").read_text()
+    resumed = [int(m) for m in re.findall(r"resuming \S+checkpoint\.pt at step (\d+)", log)]
+    assert resumed and resumed[-1] >= 200 and resumed[-1] % 100 == 0, log[-3000:]
+    assert not ckpt.exists()  # removed once the run finished
+
+    got, want = load_file(str(work / LM_SPARSE / "model.safetensors")), _single_process(work, config)
+    assert got.keys() == want.keys()
+    for name in got:
+        assert got[name].numpy().tobytes() == want[name].numpy().tobytes(), name

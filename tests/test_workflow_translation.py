@@ -76,7 +76,7 @@ def test_tiny_translation_workflow(tmp_path):
         assert "chrf_signature" in scoring and scoring["test_sets"]["test_2016_flickr"]["sentences"] == 16
     # curve: the first curve_examples (8) validation sentences, named so
     curve = (tmp_path / targets[1]).with_name("eval.csv").read_text().splitlines()
-    assert curve[0] == "step,bleu_first8,chrf_first8" and curve[-1].startswith("5,")  # last step
+    assert curve[0] == "step,bleu_first8,bleu_tok_first8,chrf_first8" and curve[-1].startswith("5,")  # last step
     sparse = json.loads((tmp_path / targets[1]).read_text())
     dense = json.loads((tmp_path / targets[0]).read_text())
     assert sparse["nnz"] < dense["nnz"] and sparse["params"] == dense["params"]

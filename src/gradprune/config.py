@@ -23,6 +23,7 @@ deep-merged onto the experiment: the paper trains each LSTM size with its own Za
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 import math
@@ -330,6 +331,9 @@ def prunable_sizes(exp: dict) -> list[str]:
 
 
 # Keys of an experiment that list its runs or describe it, rather than say how one run trains.
+# `resources` (threads, memory, GPUs, nodes) say where a run trains, not what it computes: a
+# finished run is not retrained on another cluster shape. (Results agree across process counts to
+# float rounding, not bitwise: see gradprune.training.distributed.)
 _NOT_SETTINGS = ("description", "fair_comparison", "large", "small_dense", "extra_models", "recipes",
                  "resources")
 # Pruning keys that only shape masks: a run without a pruner does not depend on them.
@@ -347,8 +351,26 @@ def experiment_for_size(exp: dict, size) -> dict:
 
 
 def experiment_resources(config: dict, experiment: str, size: str) -> dict:
-    """threads, mem_mb, runtime, gpu of the jobs of one size of an experiment (schema defaults)."""
+    """threads, mem_mb, runtime, gpu, nodes of the jobs of one size of an experiment (schema
+    defaults)."""
     return experiment_for_size(config["experiments"][experiment], size)["resources"]
+
+
+def training_job_resources(resources: dict) -> dict:
+    """The Snakemake resources a training job (pretrain, train) adds to threads, mem_mb and
+    runtime, as snakemake-executor-plugin-slurm reads them; None leaves one out.
+
+    One node: ``gpu`` (``--gpus``), as every job. Several nodes: ``nodes`` and one task per node
+    (``tasks``), ``gres: gpu:G`` for G GPUs on *each* node (``gpu`` would be the job's total),
+    ``tasks_per_gpu: 0`` (else the plugin turns ``tasks`` into ``--ntasks-per-gpu``), and ``mpi``,
+    which makes the plugin run the job script once, on the first node, without wrapping it in
+    srun: the script starts the per-node launchers with its own srun."""
+    nodes, gpu = resources.get("nodes", 1), resources.get("gpu", 0)
+    if nodes == 1:
+        return {"gpu": gpu, "nodes": None, "tasks": None, "mpi": None, "gres": None,
+                "tasks_per_gpu": None}
+    return {"gpu": None, "nodes": nodes, "tasks": nodes, "mpi": "srun",
+            "gres": f"gpu:{gpu}" if gpu else None, "tasks_per_gpu": 0 if gpu else None}
 
 
 def run_settings(config: dict, run: Run) -> dict:
@@ -364,8 +386,31 @@ def run_settings(config: dict, run: Run) -> dict:
         settings.pop("pruning")
     elif float(run.sparsity) == 0.0:
         settings["pruning"] = {k: v for k, v in settings["pruning"].items() if k not in MASK_KEYS}
-    return {"device": config["device"], "deterministic": config["deterministic"],
-            "experiment": settings}
+    out = {"device": config["device"], "deterministic": config["deterministic"],
+           "experiment": settings}
+    for key, default in speed_defaults().items():
+        value = deep_merge(default, config.get(key) or {})
+        if value != default:
+            out[key] = value
+    return out
+
+
+# Top-level GPU speed options. A run's settings carry one only when it differs from the schema's
+# defaults (float32, PyTorch's cuDNN defaults), so runs trained before the option existed keep
+# their identity (rule params, config hash) until the option is changed for them.
+SPEED_KEYS = ("precision", "cudnn")
+
+
+@functools.lru_cache(maxsize=1)
+def _speed_defaults() -> str:
+    props = load_schema()["properties"]
+    return json.dumps({key: {k: v["default"] for k, v in props[key]["properties"].items()}
+                       for key in SPEED_KEYS})
+
+
+def speed_defaults() -> dict:
+    """``{"precision": {...}, "cudnn": {...}}`` as the schema's defaults say."""
+    return json.loads(_speed_defaults())
 
 
 # -- the plan of runs ------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from gradprune.config import Run, size_value
+from gradprune.config import SPEED_KEYS, Run, size_value, speed_defaults
 from gradprune.counting import count_nnz, masks_sparsity
 from gradprune.curves import curve_table
 from gradprune.models import prune_include
@@ -33,7 +33,7 @@ from gradprune.training.checkpoint import (
     run_identity,
     save_checkpoint,
 )
-from gradprune.training.distributed import init_from_env, launch
+from gradprune.training.distributed import init_from_env, launch, launch_nodes
 from gradprune.training.loop import TrainState, resume_if_possible, train_steps
 from gradprune.training.optim import build_optimizer, run_lr
 
@@ -53,12 +53,25 @@ def configure_torch(threads: int, deterministic: bool) -> None:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
 
+def configure_backends(settings: dict) -> None:
+    """The run's cuDNN settings (``cudnn``; absent: the defaults, which are PyTorch's)."""
+    cudnn = {**speed_defaults()["cudnn"], **settings.get("cudnn", {})}
+    torch.backends.cudnn.benchmark = cudnn["benchmark"]
+    torch.backends.cudnn.allow_tf32 = cudnn["allow_tf32"]
+
+
+def autocast_of(settings: dict) -> str | None:
+    """``precision.autocast`` of the run (None: float32)."""
+    return settings.get("precision", {}).get("autocast")
+
+
 def run_config(settings: dict, run: Run) -> dict:
     """What determines this run: its identity and settings (the hash goes into provenance and
     every checkpoint), with the pruning schedule it followed in full (reports redraw it)."""
     exp = settings["experiment"]
     cfg = {"experiment": run.experiment, "run": run.identity, "device": settings["device"],
-           "deterministic": settings["deterministic"], **exp}
+           "deterministic": settings["deterministic"], **exp,
+           **{k: settings[k] for k in SPEED_KEYS if k in settings}}
     if "pruning" in exp and float(run.sparsity) > 0.0:
         cfg["pruning"] = {**exp["pruning"], **schedule_for(exp, float(run.sparsity)).to_dict()}
     return cfg
@@ -98,12 +111,13 @@ def make_pruner(exp: dict, model, sparsity: float, optimizer=None) -> GradualPru
 def new_state(settings: dict, run: Run, data_files: dict, with_pruner: bool) -> TrainState:
     """The model, optimizer, pruner and task of ``run`` as its settings build them (seeded)."""
     exp = settings["experiment"]
+    configure_backends(settings)
     ctx, device = init_from_env(resolve_device(settings["device"]))
     task = build_task(exp, data_files, device, run.seed, dist=ctx)
     if ctx.enabled and not task.supports_sharding:
         raise NotImplementedError(
-            f"multi-GPU training is implemented for the vision family; {exp['family']} runs on "
-            "one device: set resources.gpu to 1"
+            f"the {exp['family']} task cannot split a batch over processes; run it as one "
+            "process: set resources.gpu to 1 and resources.nodes to 1"
         )
     seed_everything(run.seed)  # the same initial weights on every rank
     model = task.build_model(size_value(run.size)).to(device)
@@ -123,7 +137,8 @@ def pretrain(settings: dict, run: Run, data_files: dict, out_checkpoint: Path, w
     state = new_state(settings, run, data_files, with_pruner=False)
     ckpt = Path(work_dir) / "checkpoint.pt"
     resume_if_possible(state, ckpt, run_identity(run_config(settings, run), None))
-    train_steps(state, exp["train"], t0, ckpt, desc=f"{run.experiment} dense to t0={t0}")
+    train_steps(state, exp["train"], t0, ckpt, desc=f"{run.experiment} dense to t0={t0}",
+                autocast=autocast_of(settings))
     if state.is_main:
         save_checkpoint(state.state_dict(), out_checkpoint)
         _remove_checkpoint(ckpt)
@@ -144,7 +159,8 @@ def train(settings: dict, run: Run, data_files: dict, out_dir: Path, init_checkp
         state.load(load_checkpoint(init_checkpoint, map_location=state.task.device), with_pruner=False)
     total = exp["train"]["total_steps"]
     train_steps(state, exp["train"], total, ckpt, desc=f"{run.experiment} {run.model}-{run.size} "
-                f"s={run.sparsity} seed={run.seed}", lr_of=lr_schedule_of(exp, run))
+                f"s={run.sparsity} seed={run.seed}", lr_of=lr_schedule_of(exp, run),
+                autocast=autocast_of(settings))
     if not state.is_main:
         state.task.dist.barrier()
         return
@@ -169,28 +185,54 @@ def train(settings: dict, run: Run, data_files: dict, out_dir: Path, init_checkp
     state.task.dist.barrier()
 
 
+def pretrain_job(settings: dict, run: Run, data_files: dict, out_checkpoint: Path, work_dir: Path,
+                 threads: int, gpus: int, nodes: int = 1, slurm_nodes: int | None = None) -> None:
+    """What the pretrain rule runs: :func:`pretrain` as :func:`train_job` runs :func:`train`."""
+    job = {"step": "pretrain", "out_checkpoint": str(out_checkpoint), "work_dir": str(work_dir)}
+    if not _launched(job, settings, run, data_files, Path(work_dir), threads, gpus, nodes,
+                     slurm_nodes):
+        pretrain(settings, run, data_files, out_checkpoint, work_dir)
+
+
 def train_job(settings: dict, run: Run, data_files: dict, out_dir: Path,
-              init_checkpoint: Path | None, threads: int, gpus: int) -> None:
-    """What the train rule runs: one process, or torchrun when the job has more than one GPU."""
-    if gpus > 1:
-        train_distributed(settings, run, data_files, out_dir, init_checkpoint, gpus, threads)
-    else:
+              init_checkpoint: Path | None, threads: int, gpus: int, nodes: int = 1,
+              slurm_nodes: int | None = None) -> None:
+    """What the train rule runs: one process; torchrun on this machine when the job has more
+    than one GPU; ``srun`` + torchrun, one launcher per node, when it has several nodes
+    (``gpus`` per node, ``threads`` per node; ``slurm_nodes``: see
+    :func:`~gradprune.training.distributed.launch_nodes`)."""
+    job = {"step": "train", "out_dir": str(out_dir),
+           "init_checkpoint": str(init_checkpoint) if init_checkpoint else None}
+    if not _launched(job, settings, run, data_files, Path(out_dir), threads, gpus, nodes,
+                     slurm_nodes):
         train(settings, run, data_files, out_dir, init_checkpoint)
 
 
 def train_distributed(settings: dict, run: Run, data_files: dict, out_dir: Path,
                       init_checkpoint: Path | None, nproc: int, threads: int = 1) -> None:
-    """``train`` on ``nproc`` processes (one per GPU; gloo on CPU) launched with torchrun: the
-    job (run, settings, files) is handed to the workers as one JSON file
-    (:mod:`gradprune.training.worker`)."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    job = {"run": run.to_dict(), "settings": settings, "threads": threads,
-           "data_files": {k: str(v) for k, v in data_files.items() if k != "init_checkpoint"},
-           "out_dir": str(out_dir), "init_checkpoint": str(init_checkpoint) if init_checkpoint else None}
-    job_path = out_dir / "distributed_job.json"
+    """``train`` on ``nproc`` processes of this machine (one per GPU; gloo on CPU)."""
+    train_job(settings, run, data_files, out_dir, init_checkpoint, threads, gpus=nproc)
+
+
+def _launched(job: dict, settings: dict, run: Run, data_files: dict, folder: Path, threads: int,
+              gpus: int, nodes: int, slurm_nodes: int | None) -> bool:
+    """Start the workers of a multi-process job (more than one GPU or node) and wait for them;
+    False when the job is one process. The job (step, run, settings, files) is handed to the
+    workers as ``folder/distributed_job.json`` (:mod:`gradprune.training.worker`)."""
+    per_node = max(1, gpus)
+    if per_node * nodes == 1:
+        return False
+    folder.mkdir(parents=True, exist_ok=True)
+    job = {**job, "run": run.to_dict(), "settings": settings,
+           "threads": max(1, threads // per_node),  # threads are per node, shared by its workers
+           "data_files": {k: str(v) for k, v in data_files.items() if k != "init_checkpoint"}}
+    job_path = folder / "distributed_job.json"
     job_path.write_text(json.dumps(job, indent=2))
-    launch(nproc, job_path)
+    if nodes > 1:
+        launch_nodes(nodes, per_node, job_path, threads, slurm_nodes)
+    else:
+        launch(per_node, job_path)
+    return True
 
 
 def evaluate(settings: dict, run: Run, data_files: dict, weights: Path, train_summary: Path,

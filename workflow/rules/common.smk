@@ -15,6 +15,7 @@ from gradprune.config import (  # noqa: E402
     plan_runs,
     resolve_run,
     run_settings,
+    training_job_resources,
     validate_config,
 )
 from gradprune.layout import WILDCARDS  # noqa: E402
@@ -111,6 +112,13 @@ def pretrain_inputs(wildcards):
 
 def resource(key):
     return lambda wc: experiment_resources(config, wc.experiment, wc.size)[key]
+
+
+def job_resource(key):
+    """A resource of a training job on one node or several (training_job_resources)."""
+    return lambda wc: training_job_resources(
+        experiment_resources(config, wc.experiment, wc.size)
+    )[key]
 
 
 def all_targets():

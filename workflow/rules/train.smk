@@ -20,7 +20,12 @@ rule pretrain:
     resources:
         mem_mb=resource("mem_mb"),
         runtime=resource("runtime"),
-        gpu=resource("gpu"),
+        gpu=job_resource("gpu"),
+        nodes=job_resource("nodes"),
+        tasks=job_resource("tasks"),
+        tasks_per_gpu=job_resource("tasks_per_gpu"),
+        gres=job_resource("gres"),
+        mpi=job_resource("mpi"),
     conda:
         "../../envs/train.yaml"
     script:
@@ -47,7 +52,12 @@ rule train:
     resources:
         mem_mb=resource("mem_mb"),
         runtime=resource("runtime"),
-        gpu=resource("gpu"),
+        gpu=job_resource("gpu"),
+        nodes=job_resource("nodes"),
+        tasks=job_resource("tasks"),
+        tasks_per_gpu=job_resource("tasks_per_gpu"),
+        gres=job_resource("gres"),
+        mpi=job_resource("mpi"),
     conda:
         "../../envs/train.yaml"
     script:

@@ -228,17 +228,18 @@ class GNMT(nn.Module):
         return dec.projection(torch.stack(outputs, dim=1))
 
     def loss(self, src, src_lengths, tgt_in, tgt_out, label_smoothing: float = 0.0,
-             form: str = "sum_per_sentence") -> torch.Tensor:
+             form: str = "sum_per_sentence", forward=None) -> torch.Tensor:
         """Teacher-forced cross entropy of a batch (padding ignored), in one of :data:`LOSS_FORMS`.
 
         ``sum_per_sentence`` (TF NMT ``_compute_loss``: ``reduce_sum(crossent * target_weights) /
         batch_size``): the token losses of each sentence summed, averaged over the sentences; the
         scale TF NMT's SGD lr 1.0 is tuned for. ``mean_per_token``: the mean over all target
-        tokens of the batch, about (mean target length) times smaller.
+        tokens of the batch, about (mean target length) times smaller. ``forward``: the module
+        that computes the logits, when it wraps this model (DDP must see the forward pass).
         """
         if form not in LOSS_FORMS:
             raise ValueError(f"unknown GNMT loss {form!r}; choose one of {', '.join(LOSS_FORMS)}")
-        logits = self(src, src_lengths, tgt_in)
+        logits = (forward or self)(src, src_lengths, tgt_in)
         logits, targets = logits.reshape(-1, logits.shape[-1]), tgt_out.reshape(-1)
         if form == "mean_per_token":
             return F.cross_entropy(logits, targets, ignore_index=self.pad_id,

@@ -16,6 +16,12 @@ boundaries) and reset to zeros at the start of every epoch. The carried state is
 :meth:`state_dict`, so a run resumed from a checkpoint continues bitwise as an uninterrupted one
 (CPU). Batches are a pure function of the step; the training stream is never shuffled (as Zaremba).
 
+Data parallel (torchrun, ``DistContext``): rank ``r`` of ``W`` trains the columns ``r::W`` of every
+window (``batch_size`` must divide by ``W``) and carries their hidden state; after each step the
+ranks all-gather it, so every rank (and rank 0's checkpoint) holds the state of all columns, and a
+run resumes on any number of processes. Each rank's loss is the mean over its own columns, and DDP
+averages the gradients over the ranks: the update of the whole batch.
+
 Loss scale. :meth:`LanguageModelTask.train_loss` is Zaremba's training loss: cross-entropy *summed*
 over the ``bptt`` time steps of a window and averaged over the batch (his Torch code and the
 TensorFlow ``ptb_word_lm`` both do this), so the presets' SGD lr 1.0 and clip norms 5 / 10 are his
@@ -86,6 +92,7 @@ def model_hparams(size, model_args: dict | None = None) -> dict:
 class LanguageModelTask(Task):
     metric_names = ("test_perplexity", "val_perplexity")
     curve_metric = "val_perplexity"
+    supports_sharding = True
 
     def __init__(self, experiment, data_files, device, seed, dist=None):
         super().__init__(experiment, data_files, device, seed, dist)
@@ -119,27 +126,32 @@ class LanguageModelTask(Task):
                        **model_hparams(size, self.experiment["model_args"]))
 
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(inputs, targets), each ``(bptt, batch_size)``, of optimizer step ``step``."""
+        """(inputs, targets), each ``(bptt, batch_size)``, of optimizer step ``step`` (this rank's
+        columns under DDP)."""
         i = (step % self.steps_per_epoch) * self.bptt
-        return self.train_data[i : i + self.bptt], self.train_data[i + 1 : i + 1 + self.bptt]
+        x, y = self.train_data[i : i + self.bptt], self.train_data[i + 1 : i + 1 + self.bptt]
+        return self.dist.shard(x, dim=1), self.dist.shard(y, dim=1)
 
     def hidden_for(self, model: nn.Module, step: int):
-        """The state the window of ``step`` starts from: zeros at an epoch's first window."""
+        """The state the window of ``step`` starts from (this rank's columns): zeros at an
+        epoch's first window."""
         if step % self.steps_per_epoch == 0:
-            return model.init_hidden(self.batch_size)
+            # the DDP wrapper does not expose the model's methods
+            return getattr(model, "module", model).init_hidden(self.batch_size // self.dist.world_size)
         if self._hidden is None or self._next_step != step:
             raise RuntimeError(
                 f"LM task: step {step} continues the hidden state of step {step - 1}, but the task "
                 f"holds the state after step {self._next_step - 1}; restore it with load_state_dict"
             )
-        return self._hidden
+        return tuple(self.dist.shard(h, dim=1).contiguous() for h in self._hidden)
 
     def train_loss(self, model, step):
         """Zaremba's loss: cross-entropy summed over the window's time steps, mean over the batch
         (``bptt`` x the per-token mean; divide by ``bptt`` for the per-token loss)."""
         x, y = self.batch(step)
         logits, hidden = model(x, self.hidden_for(model, step))
-        self._hidden, self._next_step = detach_hidden(hidden), step + 1
+        self._hidden = tuple(self.dist.gather(h, dim=1) for h in detach_hidden(hidden))
+        self._next_step = step + 1
         return F.cross_entropy(logits.view(-1, logits.size(-1)), y.reshape(-1)) * x.size(0)
 
     def state_dict(self) -> dict:

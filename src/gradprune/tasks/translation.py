@@ -14,6 +14,12 @@ Loss: :meth:`gradprune.models.gnmt.GNMT.loss` in the form ``translation.loss`` (
 each sentence's tokens averaged over sentences, or the per-token mean); label smoothing is
 ``train.label_smoothing``. The training log's ``loss`` is in that form.
 
+Data parallel (torchrun, ``DistContext``): rank ``r`` of ``W`` takes the pairs ``r::W`` of each
+(length-sorted) global batch, and DDP averages the ranks' gradients. The loss is normalised by the
+global batch so that this average is the update of the whole batch: ``sum_per_sentence`` divides by
+the rank's ``batch_size / W`` sentences (what it does anyway), ``mean_per_token`` by ``1 / W`` of the
+global batch's target tokens (counted before sharding: the global batch is known on every rank).
+
 Evaluation: ``split="test"`` decodes every configured test set (beam search with the GNMT length
 penalty, or greedy), detokenizes with sentencepiece and scores against the raw references
 (:func:`gradprune.translation.scoring.score_corpus`: ``bleu``, sacreBLEU on detokenized text, the
@@ -83,6 +89,7 @@ class Ragged:
 class TranslationTask(Task):
     metric_names = ("bleu", "bleu_tok", "chrf")
     curve_metric = "bleu"
+    supports_sharding = True
 
     def __init__(self, experiment, data_files, device, seed, dist=None):
         super().__init__(experiment, data_files, device, seed, dist)
@@ -150,9 +157,14 @@ class TranslationTask(Task):
         self._epoch_batches = (epoch, batches)
         return batches
 
-    def batch(self, step: int):
+    def batch_pairs(self, step: int) -> torch.Tensor:
+        """Indices of the training pairs of the global batch of ``step``."""
         epoch, i = divmod(step, self.steps_per_epoch)
-        ids = self.train_index[self.epoch_batches(epoch)[i]].tolist()
+        return self.train_index[self.epoch_batches(epoch)[i]]
+
+    def batch(self, step: int):
+        """(src, src_len, tgt_in, tgt_out) of step ``step``: this rank's pairs under DDP."""
+        ids = self.dist.shard(self.batch_pairs(step)).tolist()
         src, src_len = pad_batch(self.train_src.get(ids))
         tgt = self.train_tgt.get(ids)
         tgt_in, _ = pad_batch(tgt, prefix=BOS)
@@ -162,7 +174,16 @@ class TranslationTask(Task):
 
     def train_loss(self, model, step):
         src, src_len, tgt_in, tgt_out = self.batch(step)
-        return model.loss(src, src_len, tgt_in, tgt_out, self.label_smoothing, form=self.cfg["loss"])
+        net = getattr(model, "module", model)  # the GNMT inside the DDP wrapper
+        loss = net.loss(src, src_len, tgt_in, tgt_out, self.label_smoothing,
+                        form=self.cfg["loss"], forward=model)
+        if self.dist.enabled and self.cfg["loss"] == "mean_per_token":
+            # this rank's token mean -> its tokens' loss over 1/W of the global batch's tokens
+            # (every target token plus the EOS of each sentence)
+            global_tokens = int(self.train_tgt.lengths[self.batch_pairs(step)].sum()) + self.batch_size
+            local_tokens = int((tgt_out != PAD).sum())
+            loss = loss * (local_tokens * self.dist.world_size / global_tokens)
+        return loss
 
     def _side(self, key: str, lang: str) -> Ragged:
         """The ids of language ``lang`` of split ``key`` (``train``, ``valid``, ``test.<name>``)."""

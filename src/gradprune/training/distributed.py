@@ -1,17 +1,26 @@
-"""Multi-GPU training under torchrun: DistributedDataParallel with NCCL on GPUs, gloo on CPUs.
+"""Data-parallel training under torchrun: DistributedDataParallel with NCCL on GPUs, gloo on CPUs.
 
 Every rank builds the same model from the same seed and sees the same global batch of a step; it
-keeps its rows ``rank::world_size`` (so the combined batch equals a single process's batch), DDP
-averages the gradients, and the pruner computes identical masks from identical weights on every
+keeps its slices ``rank::world_size`` of it (so the combined batch equals a single process's batch),
+DDP averages the gradients, and the pruner computes identical masks from identical weights on every
 rank. Only rank 0 writes checkpoints and outputs.
+
+Launch. One node: ``torchrun --standalone --nproc-per-node=K`` (:func:`launch`). Several nodes
+(inside a SLURM allocation, :func:`launch_nodes`): ``srun`` starts one torchrun per node, and the
+torchruns meet through torchrun's c10d rendezvous on the node that runs the job script (the first
+node of the allocation), at ``MASTER_ADDR:MASTER_PORT`` when those are set in the job's
+environment, else at this node's host name and a port that is free on it. The workers then open
+the NCCL / gloo process group among themselves.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -31,16 +40,29 @@ class DistContext:
     def is_main(self) -> bool:
         return self.rank == 0
 
-    def shard(self, rows: torch.Tensor) -> torch.Tensor:
-        """This rank's rows of a global batch (batch dimension first)."""
+    def shard(self, rows: torch.Tensor, dim: int = 0) -> torch.Tensor:
+        """This rank's slices ``rank::world_size`` of a global batch along ``dim`` (the batch
+        dimension: rows of images and sentence pairs, the stream columns of the LM)."""
         if not self.enabled:
             return rows
-        if rows.shape[0] % self.world_size:
+        n = rows.shape[dim]
+        if n % self.world_size:
             raise ValueError(
-                f"global batch of {rows.shape[0]} does not split over {self.world_size} processes: "
-                "make train.batch_size a multiple of the GPU count"
+                f"global batch of {n} does not split over {self.world_size} processes: make "
+                "train.batch_size a multiple of the process count (resources.nodes x resources.gpu)"
             )
-        return rows[self.rank :: self.world_size]
+        return rows[(slice(None),) * dim + (slice(self.rank, None, self.world_size),)]
+
+    def gather(self, part: torch.Tensor, dim: int = 0) -> torch.Tensor:
+        """The global tensor whose :meth:`shard` on every rank gave ``part`` (a collective: every
+        rank calls it). Used to keep state that spans the global batch, such as the LM's hidden
+        state, identical on all ranks, so that rank 0's checkpoint holds all of it."""
+        if not self.enabled:
+            return part
+        parts = [torch.empty_like(part) for _ in range(self.world_size)]
+        dist.all_gather(parts, part.contiguous())
+        # global index i * world_size + r is local index i of rank r
+        return torch.stack(parts, dim=dim + 1).flatten(dim, dim + 1)
 
     def barrier(self) -> None:
         if self.enabled:
@@ -61,9 +83,63 @@ def init_from_env(device: torch.device) -> tuple[DistContext, torch.device]:
     return DistContext(rank, world, local), device
 
 
+def worker_command(job_path, nproc_per_node: int, nnodes: int = 1, rdzv_endpoint: str | None = None,
+                   rdzv_id: str | None = None) -> list[str]:
+    """The torchrun command line of one node's launcher (each worker runs
+    :mod:`gradprune.training.worker` on ``job_path``)."""
+    cmd = [sys.executable, "-m", "torch.distributed.run"]
+    if nnodes == 1:
+        cmd.append("--standalone")
+    else:
+        cmd += [f"--nnodes={nnodes}", "--rdzv-backend=c10d", f"--rdzv-endpoint={rdzv_endpoint}",
+                f"--rdzv-id={rdzv_id}"]
+    return cmd + [f"--nproc-per-node={nproc_per_node}", "-m", "gradprune.training.worker",
+                  str(job_path)]
+
+
+def srun_command(launchers: int, slurm_nodes: int, cpus_per_launcher: int, job_id: str) -> list[str]:
+    """``srun`` that starts ``launchers`` tasks on ``slurm_nodes`` nodes of job ``job_id`` (one per
+    node when they are equal). Everything is explicit: the SLURM executor plugin strips the job's
+    SLURM_* variables except its id, so srun cannot read the allocation's shape from them."""
+    return ["srun", f"--jobid={job_id}", f"--nodes={slurm_nodes}", f"--ntasks={launchers}",
+            f"--cpus-per-task={cpus_per_launcher}", "--kill-on-bad-exit=1", "--export=ALL"]
+
+
+def worker_env() -> dict:
+    """The launcher's environment with this gradprune's ``src/`` first on PYTHONPATH: the workers
+    import the package the launcher runs, whether or not the software environment installs it."""
+    src = str(Path(__file__).resolve().parents[2])
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": src + (os.pathsep + path if path else "")}
+
+
 def launch(nproc: int, job_path, env: dict | None = None) -> None:
-    """Train the job described in ``job_path`` on ``nproc`` local processes with torchrun
-    (each runs :mod:`gradprune.training.worker`)."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-           f"--nproc-per-node={nproc}", "-m", "gradprune.training.worker", str(job_path)]
-    subprocess.run(cmd, check=True, env={**os.environ, **(env or {})})
+    """Train the job described in ``job_path`` on ``nproc`` processes of this machine."""
+    subprocess.run(worker_command(job_path, nproc), check=True, env={**worker_env(), **(env or {})})
+
+
+def launch_nodes(nodes: int, nproc_per_node: int, job_path, cpus_per_node: int,
+                 slurm_nodes: int | None = None) -> None:
+    """Train the job described in ``job_path`` on ``nodes`` launchers of ``nproc_per_node``
+    processes each, started by ``srun`` inside this SLURM job. ``slurm_nodes``: the nodes the job
+    was given, when that differs from ``nodes`` (a one-node test cluster runs the launchers side
+    by side: the same rendezvous and process group, without the network between nodes)."""
+    job_id = os.environ.get("SLURM_JOB_ID")
+    if not job_id:
+        raise RuntimeError(
+            f"resources.nodes is {nodes}: a job on several nodes starts one launcher per node with "
+            "srun inside its SLURM allocation, but this job runs outside SLURM (no SLURM_JOB_ID). "
+            "Run the workflow with --profile profiles/slurm, or set resources.nodes to 1"
+        )
+    host = os.environ.get("MASTER_ADDR") or socket.gethostname()
+    port = os.environ.get("MASTER_PORT") or str(_free_port())
+    cmd = srun_command(nodes, slurm_nodes or nodes, cpus_per_node, job_id) + worker_command(
+        job_path, nproc_per_node, nodes, f"{host}:{port}", f"gradprune-{job_id}")
+    print("launching:", " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True, env=worker_env())
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("", 0))
+        return s.getsockname()[1]

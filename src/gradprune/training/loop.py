@@ -114,13 +114,19 @@ def train_steps(
     desc: str = "train",
     stop_after: int | None = None,
     lr_of: Callable[[int], float] | None = None,
+    autocast: str | None = None,
 ) -> None:
     """Train from ``state.step`` up to ``end_step`` (exclusive).
 
     ``stop_after``: stop (after checkpointing) once this many steps were taken in this call; used
     by tests to simulate preemption. ``lr_of``: step -> learning rate (default: the schedule of
-    ``train_cfg``; :func:`gradprune.training.optim.run_lr`).
+    ``train_cfg``; :func:`gradprune.training.optim.run_lr`). ``autocast``: ``"bf16"`` computes the
+    forward pass (and so the backward) under ``torch.autocast`` in bfloat16; parameters, their
+    gradients, the optimizer and the masks stay float32, and the masks are applied to the float32
+    weights after every step, so pruned weights stay exactly zero.
     """
+    if autocast not in (None, "bf16"):
+        raise ValueError(f"precision.autocast: {autocast!r} is not supported; use bf16 or null")
     lr_of = lr_of or run_lr(train_cfg)
     clip = train_cfg["grad_clip_norm"]
     log_every, eval_every = train_cfg["log_every"], train_cfg["eval_every"]
@@ -136,7 +142,8 @@ def train_steps(
         step = state.step
         lr = lr_of(step)
         set_lr(state.optimizer, lr)
-        loss = task.train_loss(forward, step)
+        with torch.autocast(task.device.type, dtype=torch.bfloat16, enabled=autocast == "bf16"):
+            loss = task.train_loss(forward, step)
         state.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if clip:
