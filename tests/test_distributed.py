@@ -185,9 +185,8 @@ def _write_wmt16(root):
 
 @pytest.fixture(scope="module")
 def family_files(tmp_path_factory):
-    from gradprune.translation.data import prepare
-
-    from gradprune.tasks.lm import prepare_lm_corpus
+    from gradprune.data.lm import prepare_lm_corpus
+    from gradprune.data.translation import prepare
 
     tmp = tmp_path_factory.mktemp("families")
     _write_ptb(tmp / "ptb")

@@ -11,9 +11,9 @@ from tests.workflow_helpers import load_preset
 
 from gradprune import runner
 from gradprune.config import config_hash, resolve_run, run_settings, validate_config
+from gradprune.data.lm import prepare_lm_corpus
 from gradprune.pruning import GradualPruner
 from gradprune.schedule import CubicSchedule
-from gradprune.tasks.lm import prepare_lm_corpus
 from gradprune.training.loop import TrainState, train_steps
 from gradprune.training.optim import build_optimizer
 
