@@ -31,11 +31,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from gradprune.config import deep_merge, read_config_file, validate_config
+from gradprune.data.lm import prepare_lm_corpus
 from gradprune.models import prune_include
 from gradprune.models.lstm_lm import detach_hidden
 from gradprune.pruning import GradualPruner
 from gradprune.schedule import CubicSchedule
-from gradprune.tasks.lm import LanguageModelTask, prepare_lm_corpus
+from gradprune.tasks.lm import LanguageModelTask
 from gradprune.training.loop import TrainState, train_steps
 from gradprune.training.optim import build_optimizer
 
@@ -73,10 +75,15 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp())
     path, source = corpus_file(tmp)
-    train_cfg = {"total_steps": 10**6, "batch_size": 20, "bptt": 35, "eval_batch_size": 10,
-                 "optimizer": {"name": "sgd", "lr": 1.0}, "lr_schedule": {"name": "constant"},
-                 "grad_clip_norm": 5.0, "log_every": 20, "eval_every": 10**9, "checkpoint_every": 10**9}
-    exp = {"family": "lm", "dataset": "ptb", "model": "lstm_lm", "train": train_cfg}
+    # The mini preset's PTB experiment with Zaremba's medium recipe, validated (defaults filled).
+    config = read_config_file(Path(__file__).resolve().parents[1] / "config.yaml")
+    train = {"total_steps": 10**6, "batch_size": 20, "bptt": 35, "eval_batch_size": 10,
+             "optimizer": {"name": "sgd", "lr": 1.0}, "lr_schedule": {"name": "constant"},
+             "grad_clip_norm": 5.0, "log_every": 20, "eval_every": 10**9, "checkpoint_every": 10**9}
+    config["experiments"] = {"lstm-ptb": deep_merge(config["experiments"]["lstm-ptb"], {"train": train})}
+    exp = validate_config(config)["experiments"]["lstm-ptb"]
+    exp["model_args"] = {}  # the size's own dropout and init scale (Zaremba's medium)
+    train_cfg = exp["train"]
     task = LanguageModelTask(exp, {"prepared": path}, device, seed=0)
 
     def model():

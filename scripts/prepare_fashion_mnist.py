@@ -3,7 +3,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
-from gradprune.tasks.vision import prepare_fashion_mnist
+from gradprune.data.vision import prepare_fashion_mnist
 from gradprune.workflow import logged_to
 
 with logged_to(snakemake.log[0]):  # noqa: F821

@@ -3,7 +3,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
-from gradprune.translation.data import prepare
+from gradprune.data.translation import prepare
 from gradprune.workflow import logged_to
 
 sm = snakemake  # noqa: F821

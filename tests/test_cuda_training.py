@@ -19,16 +19,17 @@ from tests.workflow_helpers import load_preset
 
 from gradprune.config import validate_config
 from gradprune.counting import masks_sparsity
+from gradprune.data.lm import prepare_lm_corpus
 from gradprune.data.parallel_text import MULTI30K_SIZES
+from gradprune.data.translation import BOS, EOS
+from gradprune.data.translation import prepare as prepare_translation
+from gradprune.data.vision import prepare_fashion_mnist
 from gradprune.runner import configure_torch, make_pruner
+from gradprune.seeding import seed_everything
 from gradprune.tasks import build_task
-from gradprune.tasks.lm import prepare_lm_corpus
 from gradprune.tasks.translation import pad_batch
-from gradprune.tasks.vision import prepare_fashion_mnist
-from gradprune.training.loop import TrainState, resume_if_possible, seed_everything, train_steps
+from gradprune.training.loop import TrainState, resume_if_possible, train_steps
 from gradprune.training.optim import build_optimizer
-from gradprune.translation.data import BOS, EOS
-from gradprune.translation.data import prepare as prepare_translation
 from gradprune.translation.decode import beam_search, greedy_decode
 
 pytestmark = [

@@ -12,6 +12,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 from safetensors.torch import load_file
+from tests.workflow_helpers import validated_experiment
 from torch import nn
 
 from gradprune.pruning import GradualPruner
@@ -21,8 +22,10 @@ from gradprune.training.distributed import DistContext
 from gradprune.training.loop import TrainState, train_steps
 from gradprune.training.optim import build_optimizer
 
-TRAIN = {"total_steps": 30, "optimizer": {"name": "sgd", "lr": 0.1, "momentum": 0.9},
-         "log_every": 5, "eval_every": 100, "checkpoint_every": 100}
+TRAIN = validated_experiment("test", "mobilenet-fmnist", train={
+    "total_steps": 30, "optimizer": {"name": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 0.0},
+    "lr_schedule": {"name": "constant"}, "log_every": 5, "eval_every": 100, "checkpoint_every": 100,
+})["train"]
 SCHEDULE = CubicSchedule(0.0, 0.8, begin_step=5, frequency=5, n_updates=3)
 
 
@@ -31,8 +34,8 @@ class ShardedToyTask(Task):
 
     supports_sharding = True
 
-    def __init__(self):
-        super().__init__({}, {}, "cpu", 0)
+    def __init__(self, dist: DistContext):
+        super().__init__({}, {}, "cpu", 0, dist)
         gen = torch.Generator().manual_seed(0)
         self.x = torch.randn(512, 16, generator=gen)
         self.y = self.x @ torch.randn(16, 4, generator=gen)
@@ -50,8 +53,7 @@ class ShardedToyTask(Task):
 
 
 def _train(ctx: DistContext) -> tuple[dict, dict]:
-    task = ShardedToyTask()
-    task.dist = ctx
+    task = ShardedToyTask(ctx)
     torch.manual_seed(0)
     model = task.build_model(None)
     opt = build_optimizer(model, TRAIN["optimizer"])
@@ -100,7 +102,7 @@ def test_runner_under_torchrun_trains_a_vision_run(tmp_path):
 
     from gradprune import runner
     from gradprune.config import resolve_run, run_settings, validate_config
-    from gradprune.tasks.vision import prepare_fashion_mnist
+    from gradprune.data.vision import prepare_fashion_mnist
 
     write_fashion_mnist(tmp_path / "raw", n_train=96, n_test=16)
     prepare_fashion_mnist(tmp_path / "raw", tmp_path / "data.safetensors")
@@ -183,8 +185,8 @@ def _write_wmt16(root):
 
 @pytest.fixture(scope="module")
 def family_files(tmp_path_factory):
-    from gradprune.tasks.lm import prepare_lm_corpus
-    from gradprune.translation.data import prepare
+    from gradprune.data.lm import prepare_lm_corpus
+    from gradprune.data.translation import prepare
 
     tmp = tmp_path_factory.mktemp("families")
     _write_ptb(tmp / "ptb")

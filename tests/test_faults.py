@@ -33,7 +33,7 @@ from tests.workflow_helpers import load_preset, snakemake, write_registry
 
 from gradprune import atomic
 from gradprune.atomic import DiskFullError
-from gradprune.tasks.vision import prepare_fashion_mnist
+from gradprune.data.vision import prepare_fashion_mnist
 from gradprune.training.checkpoint import (
     export_weights,
     load_checkpoint,
@@ -137,7 +137,7 @@ _TMPFS_SCRIPT = """
 import json, os, sys, torch
 from pathlib import Path
 from gradprune.atomic import DiskFullError
-from gradprune.tasks.vision import prepare_fashion_mnist
+from gradprune.data.vision import prepare_fashion_mnist
 from gradprune.data.fetch import fetch
 from gradprune.data.registry import Registry, Entry
 from gradprune.training.checkpoint import load_checkpoint, save_checkpoint

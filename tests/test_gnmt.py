@@ -157,9 +157,10 @@ def test_one_sgd_step_under_the_paper_loss_is_tf_nmts_summed_per_sentence_step(l
 
     from tests.workflow_helpers import load_preset
 
-    from gradprune.translation.data import settings
+    from gradprune.config import validate_config
+    from gradprune.data.translation import settings
 
-    paper = load_preset("paper")["experiments"]
+    paper = validate_config(load_preset("paper"))["experiments"]
     forms = {settings(paper[name])["loss"] for name in ("gnmt-wmt16-ende", "gnmt-wmt16-deen")}
     assert forms == {"sum_per_sentence"}
     (form,) = forms
@@ -184,9 +185,10 @@ def test_the_mini_preset_keeps_the_per_token_mean_loss(label_smoothing):
     import torch.nn.functional as F
     from tests.workflow_helpers import load_preset
 
-    from gradprune.translation.data import settings
+    from gradprune.config import validate_config
+    from gradprune.data.translation import settings
 
-    form = settings(load_preset("mini")["experiments"]["gnmt-multi30k"])["loss"]
+    form = settings(validate_config(load_preset("mini"))["experiments"]["gnmt-multi30k"])["loss"]
     assert form == "mean_per_token"
     batch = _batch_with_padding()
     m = gnmt(8, vocab_size=30, num_layers=2, dropout=0.0)

@@ -8,12 +8,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from tests.workflow_helpers import SHARED_MIRROR, require_mirror
+from tests.workflow_helpers import SHARED_MIRROR, require_mirror, validated_experiment
 
+from gradprune.data.lm import load_lm_corpus, prepare_lm_corpus
 from gradprune.data.lm_corpus import EOS, load_ptb
 from gradprune.models.lstm_lm import PRESETS
-from gradprune.tasks.lm import LanguageModelTask, load_lm_corpus, model_hparams, prepare_lm_corpus
-from gradprune.training.loop import TrainState, resume_if_possible, seed_everything, train_steps
+from gradprune.seeding import seed_everything
+from gradprune.tasks.lm import LanguageModelTask, model_hparams
+from gradprune.training.loop import TrainState, resume_if_possible, train_steps
 from gradprune.training.optim import build_optimizer
 
 torch.set_num_threads(1)
@@ -50,12 +52,13 @@ def prepared(tmp_path_factory):
 
 
 def _experiment(**train):
+    """The mini preset's PTB experiment at toy scale (validated: schema defaults filled in)."""
     tr = {"total_steps": 10, "batch_size": 4, "bptt": 7, "eval_batch_size": 1,
-          "optimizer": {"name": "sgd", "lr": 1.0}, "grad_clip_norm": 5.0, "log_every": 2,
-          "eval_every": 100, "checkpoint_every": 100}
-    tr.update(train)
-    return {"family": "lm", "dataset": "ptb", "model": "lstm_lm", "train": tr,
-            "model_args": {"dropout": 0.3}}
+          "optimizer": {"name": "sgd", "lr": 1.0}, "lr_schedule": {"name": "constant"},
+          "grad_clip_norm": 5.0, "log_every": 2, "eval_every": 100, "checkpoint_every": 100}
+    return validated_experiment("mini", "lstm-ptb", train={**tr, **train},
+                                pruning={"begin_step": 1, "frequency": 1, "n_updates": 1},
+                                model_args={"dropout": 0.3})
 
 
 def _task(prepared, **train):
@@ -117,7 +120,7 @@ def test_hidden_state_is_carried_detached_and_reset_each_epoch(prepared):
 def test_resumed_run_is_bitwise_identical(prepared, tmp_path):
     """Dropout on, hidden carried, checkpoint mid-epoch and across an epoch boundary (CPU)."""
     # log_every 1: the loop's running mean of logged losses restarts on resume
-    exp = _experiment(total_steps=0, log_every=1)
+    exp = _experiment(log_every=1)
     spe = LanguageModelTask(exp, {"prepared": prepared[1]}, "cpu", 0).steps_per_epoch
     total = spe + 5
     exp["train"]["total_steps"] = total

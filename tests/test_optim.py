@@ -11,15 +11,21 @@ import pytest
 import torch
 from safetensors.torch import load_file
 from tests.fixtures.data_formats import write_fashion_mnist
-from tests.workflow_helpers import load_preset
+from tests.workflow_helpers import load_preset, validated_experiment
 
 from gradprune import runner
 from gradprune.config import ConfigError, resolve_run, run_settings, validate_config
-from gradprune.tasks.vision import prepare_fashion_mnist
+from gradprune.data.vision import prepare_fashion_mnist
 from gradprune.training.optim import lr_at, run_lr
 
-STEP = {"total_steps": 100, "optimizer": {"name": "sgd", "lr": 1.0},
-        "lr_schedule": {"name": "step", "decay": 0.5, "decay_start": 10, "decay_every": 10}}
+
+def _train(**train) -> dict:
+    """The test preset's train section with ``train`` merged in, validated (defaults filled)."""
+    return validated_experiment("test", "mobilenet-fmnist", train=train)["train"]
+
+
+STEP = _train(total_steps=100, optimizer={"name": "sgd", "lr": 1.0},
+              lr_schedule={"name": "step", "decay": 0.5, "decay_start": 10, "decay_every": 10})
 
 
 def test_without_continuation_the_schedule_is_lr_at():
@@ -38,7 +44,7 @@ def test_continuation_restarts_the_schedule_at_t0():
     assert lr(40) == pytest.approx(0.1) and lr(49) == pytest.approx(0.1)
     assert lr(50) == pytest.approx(0.05) and lr(99) == pytest.approx(0.1 * 0.5**5)
     # a cosine schedule restarted at t0 spans the remaining steps: half way at t0 + 30 of 60
-    cos = {**STEP, "lr_schedule": {"name": "cosine"}}
+    cos = _train(total_steps=100, optimizer={"name": "sgd", "lr": 1.0}, lr_schedule={"name": "cosine"})
     lr = run_lr(cos, {"scale": 0.1, "restart": True}, t0=40)
     assert lr(40) == pytest.approx(0.1) and lr(70) == pytest.approx(0.05)
     assert lr(100) == pytest.approx(0.0, abs=1e-12)

@@ -11,9 +11,9 @@ from tests.workflow_helpers import load_preset
 
 from gradprune import runner
 from gradprune.config import config_hash, resolve_run, run_settings, validate_config
+from gradprune.data.lm import prepare_lm_corpus
 from gradprune.pruning import GradualPruner
 from gradprune.schedule import CubicSchedule
-from gradprune.tasks.lm import prepare_lm_corpus
 from gradprune.training.loop import TrainState, train_steps
 from gradprune.training.optim import build_optimizer
 
@@ -44,7 +44,7 @@ def _cpu_runs_bf16_lstm() -> bool:
 def data(tmp_path_factory):
     from tests.fixtures.data_formats import write_fashion_mnist
 
-    from gradprune.tasks.vision import prepare_fashion_mnist
+    from gradprune.data.vision import prepare_fashion_mnist
 
     tmp = tmp_path_factory.mktemp("data")
     gen = torch.Generator().manual_seed(0)

@@ -10,13 +10,13 @@ import pytest
 import torch
 from torch import nn
 
-from gradprune import pruning
 from gradprune.pruning import (
     GradualPruner,
     default_prune_groups,
     kth_smallest,
     n_to_prune,
     select_prune_groups,
+    selection,
     unwrap,
 )
 from gradprune.schedule import CubicSchedule
@@ -83,8 +83,8 @@ def test_n_to_prune_rounds_half_up():
 
 @pytest.mark.parametrize("sample_size", [16, 256, 1 << 16])
 def test_kth_smallest_is_exact_on_large_tensors_with_ties(monkeypatch, sample_size):
-    monkeypatch.setattr(pruning, "_SAMPLE_MIN_NUMEL", 1000)
-    monkeypatch.setattr(pruning, "_SAMPLE_SIZE", sample_size)
+    monkeypatch.setattr(selection, "_SAMPLE_MIN_NUMEL", 1000)
+    monkeypatch.setattr(selection, "_SAMPLE_SIZE", sample_size)
     g = torch.Generator().manual_seed(0)
     tensors = [
         torch.randn(50_000, generator=g).abs(),
@@ -96,7 +96,7 @@ def test_kth_smallest_is_exact_on_large_tensors_with_ties(monkeypatch, sample_si
         n = x.numel()
         for k in (1, 2, n // 10, n // 2, (9 * n) // 10, n - 1, n):
             expect = torch.kthvalue(x, k).values
-            got, n_le = pruning._select(x, k)
+            got, n_le = selection.select_kth(x, k)
             assert got == expect, (k, got, expect)
             assert n_le == int((x <= expect).sum())
     with pytest.raises(ValueError, match="k must be in"):

@@ -22,7 +22,7 @@ from tests.workflow_helpers import ROOT, SHARED_MIRROR, load_preset
 
 from gradprune.config import validate_config
 from gradprune.data.fetch import fetch_all
-from gradprune.tasks.lm import prepare_lm_corpus
+from gradprune.data.lm import prepare_lm_corpus
 
 # about 40 s of CPU: two runs, each evaluated on PTB's whole test and validation streams
 pytestmark = [

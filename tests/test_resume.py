@@ -28,9 +28,10 @@ from tests.workflow_helpers import load_preset
 from gradprune import runner
 from gradprune.atomic import write_bytes
 from gradprune.config import Run, run_settings, validate_config
-from gradprune.tasks.lm import LanguageModelTask, prepare_lm_corpus
+from gradprune.data.lm import prepare_lm_corpus
+from gradprune.data.vision import prepare_fashion_mnist
+from gradprune.tasks.lm import LanguageModelTask
 from gradprune.tasks.translation import TranslationTask
-from gradprune.tasks.vision import prepare_fashion_mnist
 from gradprune.training import checkpoint as ckpt_mod
 from gradprune.training.checkpoint import (
     CorruptCheckpointError,
@@ -245,7 +246,7 @@ GNMT = {
 
 
 def test_translation_resumes_byte_for_byte(tmp_path, monkeypatch):
-    from gradprune.translation.data import prepare
+    from gradprune.data.translation import prepare
 
     _write_multi30k(tmp_path / "raw", monkeypatch)
     out = tmp_path / "prepared"

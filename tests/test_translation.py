@@ -3,8 +3,8 @@
 import pytest
 import torch
 
+from gradprune.data.translation import pack, raw_files, resolve_tests, unpack
 from gradprune.models.gnmt import gnmt
-from gradprune.translation.data import pack, raw_files, resolve_tests, unpack
 from gradprune.translation.decode import beam_search, greedy_decode, length_penalty
 from gradprune.translation.scoring import score_corpus
 
@@ -173,7 +173,7 @@ def _wmt16_archives(root):
 
 
 def test_wmt16_pairs_are_read_inside_the_archives(tmp_path):
-    from gradprune.translation.data import load_eval, load_train
+    from gradprune.data.translation import load_eval, load_train
 
     _wmt16_archives(tmp_path / "wmt16")
     train = load_train(tmp_path, "wmt16", "en", "de")
@@ -193,7 +193,7 @@ def test_wmt16_pairs_are_read_inside_the_archives(tmp_path):
 def test_wmt16_archive_without_the_member_names_it(tmp_path):
     from tests.fixtures.data_formats import tgz_bytes
 
-    from gradprune.translation.data import load_train
+    from gradprune.data.translation import load_train
 
     _wmt16_archives(tmp_path / "wmt16")
     (tmp_path / "wmt16" / "training-parallel-nc-v11.tgz").write_bytes(tgz_bytes({"x": b"y"}))
@@ -202,21 +202,24 @@ def test_wmt16_archive_without_the_member_names_it(tmp_path):
 
 
 def _task(files: dict, source: str, target: str, **translation):
+    from tests.workflow_helpers import validated_experiment
+
     from gradprune.tasks.translation import TranslationTask
 
-    exp = {"family": "translation", "dataset": "wmt16", "model": "gnmt",
-           "model_args": {"num_layers": 2, "dropout": 0.0},
-           "train": {"batch_size": 5, "eval_batch_size": 8},
-           "translation": {"source_lang": source, "target_lang": target,
-                           "test_sets": ["newstest2015"], "beam_size": 2, "max_decode_len": 6,
-                           "curve_examples": 4, "test_limit": 4, **translation}}
+    # The paper's WMT16 experiment at toy scale (validated: schema defaults filled in).
+    exp = validated_experiment(
+        "paper", "gnmt-wmt16-ende", model_args={"num_layers": 2, "dropout": 0.0},
+        train={"batch_size": 5, "eval_batch_size": 8},
+        translation={"source_lang": source, "target_lang": target, "test_sets": ["newstest2015"],
+                     "beam_size": 2, "max_decode_len": 6, "curve_examples": 4, "test_limit": 4,
+                     **translation})
     return TranslationTask(exp, files, "cpu", seed=0)
 
 
 @pytest.fixture(scope="module")
 def wmt16_prepared(tmp_path_factory):
     """One prepare of the synthetic WMT16 archives (both language sides), for both directions."""
-    from gradprune.translation.data import prepare
+    from gradprune.data.translation import prepare
 
     tmp = tmp_path_factory.mktemp("wmt16")
     _wmt16_archives(tmp / "raw" / "wmt16")
@@ -265,7 +268,7 @@ def test_de_en_scores_english_references(wmt16_prepared):
 
 def test_the_task_trains_with_the_configured_loss(wmt16_prepared):
     torch.manual_seed(0)
-    summed = _task(wmt16_prepared, "de", "en")  # the schema's default: TF NMT's form
+    summed = _task(wmt16_prepared, "de", "en")  # the paper's (and the schema's default): TF NMT's form
     mean = _task(wmt16_prepared, "de", "en", loss="mean_per_token")
     model = summed.build_model(8)
     batch = summed.batch(0)

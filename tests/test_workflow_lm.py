@@ -86,7 +86,7 @@ def _metrics(work, size, sparsity):
 
 
 def test_prepared_ptb_has_the_standard_counts(workdir):
-    from gradprune.tasks.lm import load_lm_corpus
+    from gradprune.data.lm import load_lm_corpus
 
     streams, vocab = load_lm_corpus(workdir / "resources/prepared/ptb/corpus.safetensors")
     assert len(vocab) == 10_000

@@ -13,7 +13,7 @@ import yaml
 from tests.workflow_helpers import SHARED_MIRROR, load_preset, require_mirror, snakemake
 
 from gradprune.config import plan_runs, validate_config
-from gradprune.translation.workflow import prepare_inputs, prepare_settings
+from gradprune.workflow import translation_prepare_inputs, translation_prepare_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 MIRROR = SHARED_MIRROR
@@ -104,15 +104,15 @@ def test_paper_preset_has_both_table4_directions_with_one_recipe():
         ("1024", "0.0", "dense"), ("1024", "0.8", "large-sparse"), ("1024", "0.85", "large-sparse"),
         ("1024", "0.9", "large-sparse"), ("512", "0.0", "small-dense"), ("256", "0.0", "small-dense")}
     # one prepare step for both; the direction is not a prepare setting
-    assert prepare_settings(config, "wmt16") == {
+    assert translation_prepare_settings(config, "wmt16") == {
         "vocab_size": 36548, "spm_model_type": "bpe", "spm_input_sentence_size": 2000000,
         "test_sets": ["newstest2015", "newstest2014"]}
-    assert prepare_inputs(config, "wmt16")[-2:] == [
+    assert translation_prepare_inputs(config, "wmt16")[-2:] == [
         "resources/data/wmt14/newstest2014-deen-src.en.sgm",
         "resources/data/wmt14/newstest2014-deen-ref.de.sgm"]
     config["experiments"]["gnmt-wmt16-deen"]["translation"]["vocab_size"] = 32000
     with pytest.raises(ValueError, match="differ in translation.vocab_size"):
-        prepare_settings(config, "wmt16")
+        translation_prepare_settings(config, "wmt16")
 
 
 def test_paper_preset_dry_run_plans_both_directions_from_one_prepare(tmp_path):

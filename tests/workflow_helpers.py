@@ -36,6 +36,16 @@ def load_preset(name: str) -> dict:
     return yaml.safe_load(path.read_text())
 
 
+def validated_experiment(preset: str, name: str, **changes) -> dict:
+    """Experiment ``name`` of ``preset`` with ``changes`` deep-merged into it (``train={...}``),
+    validated: the schema's defaults filled in, as the package's code receives an experiment."""
+    from gradprune.config import deep_merge, validate_config
+
+    config = load_preset(preset)
+    config["experiments"] = {name: deep_merge(config["experiments"][name], changes)}
+    return validate_config(config)["experiments"][name]
+
+
 def write_registry(path: Path, entries) -> Path:
     rows = ["dataset\tfile\tbytes\tsha256\turl\tmember"]
     rows += [f"{e.dataset}\t{e.file}\t{e.bytes}\t{e.sha256}\t{e.url}\t{e.member or ''}" for e in entries]

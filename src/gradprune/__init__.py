@@ -10,9 +10,9 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "CubicSchedule": "gradprune.schedule",
-    "GradualPruner": "gradprune.pruning",
-    "default_prune_groups": "gradprune.pruning",
-    "select_prune_groups": "gradprune.pruning",
+    "GradualPruner": "gradprune.pruning.pruner",
+    "default_prune_groups": "gradprune.pruning.groups",
+    "select_prune_groups": "gradprune.pruning.groups",
     "NNZCount": "gradprune.counting",
     "count_nnz": "gradprune.counting",
     "count_nonzero": "gradprune.counting",

@@ -24,6 +24,7 @@ from gradprune.models import prune_include
 from gradprune.provenance import now, provenance
 from gradprune.pruning import GradualPruner
 from gradprune.schedule import CubicSchedule
+from gradprune.seeding import seed_everything
 from gradprune.tasks import build_task
 from gradprune.training.checkpoint import (
     export_weights,
@@ -33,7 +34,7 @@ from gradprune.training.checkpoint import (
     save_checkpoint,
 )
 from gradprune.training.distributed import init_from_env, launch, launch_nodes
-from gradprune.training.loop import TrainState, resume_if_possible, seed_everything, train_steps
+from gradprune.training.loop import TrainState, resume_if_possible, train_steps
 from gradprune.training.optim import build_optimizer, run_lr
 
 
@@ -79,9 +80,9 @@ def run_config(settings: dict, run: Run) -> dict:
 def schedule_for(exp: dict, sparsity: float) -> CubicSchedule:
     pr = exp["pruning"]
     return CubicSchedule(
-        initial_sparsity=min(pr.get("initial_sparsity", 0.0), sparsity), final_sparsity=sparsity,
+        initial_sparsity=min(pr["initial_sparsity"], sparsity), final_sparsity=sparsity,
         begin_step=pr["begin_step"], frequency=pr["frequency"], n_updates=pr["n_updates"],
-        exponent=pr.get("exponent", 3.0),
+        exponent=pr["exponent"],
     )
 
 
@@ -99,11 +100,11 @@ def make_pruner(exp: dict, model, sparsity: float, optimizer=None) -> GradualPru
     if sparsity == 0.0:
         return None
     pr = exp["pruning"]
-    include = pr.get("include") or prune_include(exp["model"])
+    include = pr["include"] or prune_include(exp["model"])
     return GradualPruner(
-        model, schedule_for(exp, sparsity), include=include, exclude=pr.get("exclude") or None,
-        sparsity_overrides=pr.get("sparsity_overrides") or None,
-        lstm_grouping=pr.get("lstm_grouping", "layer"), optimizer=optimizer,
+        model, schedule_for(exp, sparsity), include=include, exclude=pr["exclude"] or None,
+        sparsity_overrides=pr["sparsity_overrides"] or None,
+        lstm_grouping=pr["lstm_grouping"], optimizer=optimizer,
     )
 
 
@@ -112,13 +113,12 @@ def new_state(settings: dict, run: Run, data_files: dict, with_pruner: bool) -> 
     exp = settings["experiment"]
     configure_backends(settings)
     ctx, device = init_from_env(resolve_device(settings["device"]))
-    task = build_task(exp, data_files, device, run.seed)
+    task = build_task(exp, data_files, device, run.seed, dist=ctx)
     if ctx.enabled and not task.supports_sharding:
         raise NotImplementedError(
             f"the {exp['family']} task cannot split a batch over processes; run it as one "
             "process: set resources.gpu to 1 and resources.nodes to 1"
         )
-    task.dist = ctx
     seed_everything(run.seed)  # the same initial weights on every rank
     model = task.build_model(size_value(run.size)).to(device)
     optimizer = build_optimizer(model, exp["train"]["optimizer"])

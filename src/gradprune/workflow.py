@@ -15,10 +15,10 @@ PREPARED_FILES: dict[str, dict[str, str]] = {
     "cifar-10": {"prepared": "data.safetensors"},
     # ImageNet is not downloaded: the prepare step checks data.imagenet and indexes it.
     "imagenet": {"prepared": "index.json"},
-    # sentencepiece model, encoded ids of every split, raw eval text (gradprune.translation.data)
+    # sentencepiece model, encoded ids of every split, raw eval text (gradprune.data.translation)
     "multi30k": {"spm": "spm.model", "prepared": "data.safetensors", "text": "text.json"},
     "wmt16": {"spm": "spm.model", "prepared": "data.safetensors", "text": "text.json"},
-    # streams train/valid/test (int64) and the vocabulary (metadata), tasks/lm.py
+    # streams train/valid/test (int64) and the vocabulary (metadata), gradprune.data.lm
     "ptb": {"prepared": "corpus.safetensors"},
     "wikitext-2": {"prepared": "corpus.safetensors"},
 }
@@ -28,7 +28,7 @@ def registry_for(config: dict):
     """The shipped registry, or the TSV named by ``data.registry`` (tests, private mirrors)."""
     from gradprune.data.registry import Registry, default_registry
 
-    path = config.get("data", {}).get("registry")
+    path = config["data"]["registry"]
     return Registry.from_tsv(path) if path else default_registry()
 
 
@@ -45,6 +45,51 @@ def data_inputs(experiment: dict) -> dict[str, str]:
             f"dataset {dataset!r} has no prepare step yet; prepared datasets: {sorted(PREPARED_FILES)}"
         )
     return {name: f"{PREPARED}/{dataset}/{file}" for name, file in PREPARED_FILES[dataset].items()}
+
+
+# -- translation: one prepare step per dataset, shared by its experiments ----------------------
+
+# settings that decide the prepared files; experiments sharing a dataset must agree on them. The
+# direction is not one: both language sides are prepared and the task picks its source
+# (gradprune.data.translation), so En->De and De->En experiments share one prepare step.
+_SHARED = ("vocab_size", "spm_model_type", "spm_input_sentence_size")
+
+
+def translation_experiments(config: dict, dataset: str) -> dict[str, dict]:
+    return {name: exp for name, exp in config["experiments"].items()
+            if exp["family"] == "translation" and exp["dataset"] == dataset}
+
+
+def translation_prepare_settings(config: dict, dataset: str) -> dict:
+    """Settings of the prepare step of ``dataset``: shared keys, union of the test sets."""
+    from gradprune.data.translation import resolve_tests, settings
+
+    exps = translation_experiments(config, dataset)
+    if not exps:
+        raise ValueError(f"no translation experiment uses dataset {dataset!r}")
+    chosen: dict | None = None
+    tests: list[str] = []
+    for name, exp in exps.items():
+        cfg = settings(exp)
+        shared = {k: cfg[k] for k in _SHARED}
+        if chosen is None:
+            chosen, first = shared, name
+        elif shared != chosen:
+            diff = [k for k in _SHARED if shared[k] != chosen[k]]
+            raise ValueError(
+                f"experiments {first} and {name} both translate {dataset} but differ in "
+                f"translation.{', '.join(diff)}; the prepared data of a dataset is shared: make them equal"
+            )
+        tests += [t for t in resolve_tests(dataset, cfg["test_sets"]) if t not in tests]
+    return {**chosen, "test_sets": tests}
+
+
+def translation_prepare_inputs(config: dict, dataset: str) -> list[str]:
+    """The downloaded files the prepare step of ``dataset`` reads."""
+    from gradprune.data.translation import raw_files as translation_raw_files
+
+    s = translation_prepare_settings(config, dataset)
+    return [f"{RAW}/{f.dataset}/{f.file}" for f in translation_raw_files(dataset, s["test_sets"])]
 
 
 # Table files per experiment written by gradprune.reporting.write_experiment_tables: results, the comparison

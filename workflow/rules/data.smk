@@ -1,5 +1,6 @@
 # Download (mirror first, checksum verified, never a partial file) and prepare datasets.
-from gradprune.workflow import PREPARED, RAW, raw_files
+from gradprune.layout import PREPARED, RAW
+from gradprune.workflow import raw_files
 
 
 rule download:

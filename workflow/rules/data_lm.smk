@@ -1,6 +1,7 @@
 # Prepare rules of the language-model family (PTB, WikiText-2): the three splits encoded with the
 # training vocabulary (<eos> after every line) into one safetensors file with the vocabulary.
-from gradprune.workflow import PREPARED, raw_files
+from gradprune.layout import PREPARED
+from gradprune.workflow import raw_files
 
 
 rule prepare_lm:

@@ -1,12 +1,12 @@
 # Prepare rules of the translation family (Multi30k, WMT16): one shared sentencepiece BPE model
 # trained on both sides of the training data, encoded ids of every split, raw evaluation text.
-from gradprune.translation.workflow import prepare_inputs, prepare_settings
-from gradprune.workflow import PREPARED, RAW
+from gradprune.layout import PREPARED, RAW
+from gradprune.workflow import translation_prepare_inputs, translation_prepare_settings
 
 
 rule prepare_translation:
     input:
-        lambda wc: prepare_inputs(config, wc.dataset),
+        lambda wc: translation_prepare_inputs(config, wc.dataset),
     output:
         spm=f"{PREPARED}/{{dataset}}/spm.model",
         prepared=f"{PREPARED}/{{dataset}}/data.safetensors",
@@ -18,7 +18,7 @@ rule prepare_translation:
     benchmark:
         "logs/benchmarks/prepare/{dataset}.tsv"
     params:
-        settings=lambda wc: prepare_settings(config, wc.dataset),
+        settings=lambda wc: translation_prepare_settings(config, wc.dataset),
         raw_root=RAW,
     threads: 2
     resources:

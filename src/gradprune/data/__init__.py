@@ -1,7 +1,10 @@
 """Data layer shared by the vision, language-model and translation families.
 
 registry (what exists, checksums) -> fetch (mirror/URL, verified, atomic) -> readers (pure,
-no network): fashion_mnist, cifar10, lm_corpus, parallel_text; archives holds safe extraction.
+no network): fashion_mnist, cifar10, lm_corpus, parallel_text; archives holds safe extraction ->
+prepare, one module per family, which writes the files the tasks read: vision (Fashion-MNIST,
+CIFAR-10), lm, translation (sentencepiece, encoded ids, evaluation text), imagenet (the folder
+checked and indexed; it cannot be downloaded).
 """
 
 from gradprune.data.archives import extract, read_tar_member

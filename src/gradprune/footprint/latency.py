@@ -105,7 +105,7 @@ def inference_calls(family: str, task, model: torch.nn.Module, encoded: list[str
                 hidden = (torch.randn(shape, generator=gen), torch.randn(shape, generator=gen))
                 calls[(mode, b)] = _no_grad(lambda s=step, t=tokens, h=hidden: s(t, h))
         elif family == "translation":
-            from gradprune.translation.data import BOS
+            from gradprune.data.translation import BOS
 
             step = GNMTStep(model, encoded, mode, BOS)
             for b in batches:

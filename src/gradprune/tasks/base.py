@@ -7,6 +7,9 @@ import abc
 import torch
 from torch import nn
 
+from gradprune import seeding
+from gradprune.training.distributed import DistContext
+
 
 class Task(abc.ABC):
     #: metric names evaluate() returns; the first is the headline metric of tables
@@ -16,14 +19,13 @@ class Task(abc.ABC):
     #: whether train_loss keeps only this rank's rows of a global batch (multi-GPU DDP)
     supports_sharding: bool = False
 
-    def __init__(self, experiment: dict, data_files: dict, device, seed: int) -> None:
+    def __init__(self, experiment: dict, data_files: dict, device, seed: int,
+                 dist: DistContext | None = None) -> None:
         self.experiment = experiment
         self.data_files = data_files
         self.device = torch.device(device)
         self.seed = seed
-        from gradprune.training.distributed import DistContext
-
-        self.dist = DistContext()  # set by the runner under torchrun
+        self.dist = dist or DistContext()  # this process's place under torchrun, if any
 
     @abc.abstractmethod
     def build_model(self, size) -> nn.Module:
@@ -56,5 +58,4 @@ class Task(abc.ABC):
 
 def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
     """The shuffled order of epoch ``epoch``: a pure function of (seed, epoch), for resumption."""
-    gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    return torch.randperm(n, generator=gen)
+    return torch.randperm(n, generator=seeding.generator(seeding.epoch_order_seed(seed, epoch)))

@@ -1,5 +1,6 @@
-"""ImageNet batches for the paper preset: torchvision's ImageFolder, standard Inception-style
-augmentation, worker processes, and batches that are still a pure function of (seed, step).
+"""ImageNet classification for the paper preset: torchvision's ImageFolder, standard
+Inception-style augmentation, worker processes, and batches that are still a pure function of
+(seed, step). The folder is checked and indexed by the prepare step (:mod:`gradprune.data.imagenet`).
 
 Each sample's random crop and flip are drawn from a generator seeded by its position in the
 stream, so a resumed run (or another worker count) sees exactly the same augmented batch.
@@ -11,10 +12,12 @@ import json
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 from torchvision import datasets, transforms
 
+from gradprune import seeding
 from gradprune.tasks.base import epoch_permutation
+from gradprune.tasks.vision import ImageClassificationTask
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -56,15 +59,22 @@ class _StepBatches:
             if e != epoch:
                 epoch, order = e, epoch_permutation(self.n, self.seed, e)
             idx = order[i * self.batch_size : (i + 1) * self.batch_size].tolist()
-            base = (self.seed * 1_000_003 + step) * self.batch_size
             # Under DDP each rank loads only its rows; draws stay tied to the global position.
-            yield [(j, base + k) for k, j in enumerate(idx)][self.rank :: self.world_size]
+            draws = [(j, seeding.image_draw_seed(self.seed, step, self.batch_size, k))
+                     for k, j in enumerate(idx)]
+            yield draws[self.rank :: self.world_size]
             step += 1
 
 
-class ImageNetData:
-    def __init__(self, index_file, experiment, seed, device):
-        index = json.loads(Path(index_file).read_text())
+class ImageNetTask(ImageClassificationTask):
+    #: DataLoader worker processes. A run's settings hold no resources (they do not change its
+    #: results: batches are the same for any worker count), so resources.threads never reached
+    #: this task; 2 is the number it always used.
+    workers = 2
+
+    def __init__(self, experiment, data_files, device, seed, dist=None):
+        super().__init__(experiment, data_files, device, seed, dist)
+        index = json.loads(Path(data_files["prepared"]).read_text())
         root = index["root"]
         crop, resize = image_size(experiment["model"])
         normalize = transforms.Normalize(MEAN, STD)
@@ -75,20 +85,24 @@ class ImageNetData:
         self.val = datasets.ImageFolder(f"{root}/val", transforms.Compose([
             transforms.Resize(resize), transforms.CenterCrop(crop), transforms.ToTensor(), normalize,
         ]))
-        self.batch_size = experiment["train"]["batch_size"]
-        self.eval_batch_size = experiment["train"].get("eval_batch_size", 256)
-        self.workers = experiment.get("resources", {}).get("threads", 2)
-        self.seed, self.device = seed, torch.device(device)
         self._iterator, self._next_step = None, None
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.train.folder.classes)
+
+    @property
+    def in_channels(self) -> int:
+        return 3
 
     @property
     def steps_per_epoch(self) -> int:
         return len(self.train) // self.batch_size
 
-    def batch(self, step, dist):
+    def batch(self, step):
         if self._iterator is None or step != self._next_step:
             sampler = _StepBatches(len(self.train), self.batch_size, self.seed, step,
-                                   dist.rank, dist.world_size)
+                                   self.dist.rank, self.dist.world_size)
             loader = DataLoader(self.train, batch_sampler=sampler, num_workers=self.workers,
                                 pin_memory=self.device.type == "cuda", persistent_workers=False)
             self._iterator = iter(loader)
@@ -96,19 +110,9 @@ class ImageNetData:
         self._next_step = step + 1
         return x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
 
-    @torch.no_grad()
-    def evaluate(self, model, limit=None):
-        data = self.val if limit is None else torch.utils.data.Subset(self.val, range(min(limit, len(self.val))))
-        loader = DataLoader(data, batch_size=self.eval_batch_size, num_workers=self.workers)
-        was_training = model.training
-        model.eval()
-        correct1 = correct5 = n = 0
-        for x, y in loader:
-            logits = model(x.to(self.device))
-            y = y.to(self.device)
-            top = logits.topk(5, dim=1).indices
-            correct1 += int((top[:, 0] == y).sum())
-            correct5 += int((top == y[:, None]).any(dim=1).sum())
-            n += len(y)
-        model.train(was_training)
-        return {"top1": 100.0 * correct1 / n, "top5": 100.0 * correct5 / n}
+    def curve_size(self, limit: int) -> int:
+        return min(limit, len(self.val))
+
+    def eval_batches(self, limit):
+        data = self.val if limit is None else Subset(self.val, range(min(limit, len(self.val))))
+        return DataLoader(data, batch_size=self.eval_batch_size, num_workers=self.workers)

@@ -1,6 +1,6 @@
 """Word-level language modelling: Zaremba et al. (2014) LSTMs on PTB (or WikiText-2), Table 3.
 
-Data. The workflow's prepare step (:func:`prepare_lm_corpus`) encodes the three splits once into
+Data. The workflow's prepare step (:func:`gradprune.data.lm.prepare_lm_corpus`) encodes the three splits once into
 one safetensors file: int64 streams ``train``/``valid``/``test`` (every line ends with ``<eos>``;
 vocabulary of the training split, 10,000 types on PTB) and the vocabulary itself (metadata
 ``vocab``: the words in id order, one per line).
@@ -54,45 +54,16 @@ import math
 
 import torch
 import torch.nn.functional as F
-from safetensors import safe_open
-from safetensors.torch import save_file
 from torch import nn
 
-from gradprune.atomic import atomic_path
-from gradprune.data.lm_corpus import Vocabulary, batchify, load_lm_dataset
+from gradprune.data.lm import load_lm_corpus
+from gradprune.data.lm_corpus import batchify
 from gradprune.models.lstm_lm import PRESETS, detach_hidden, lstm_lm
 from gradprune.tasks.base import Task
 
 # Length of the windows evaluation feeds through the model at once (no gradients, so any length
 # gives the same numbers; this only trades memory for fewer Python iterations).
 EVAL_CHUNK = 256
-
-
-def prepare_lm_corpus(dataset: str, raw_dir, out_path) -> dict:
-    """Encode ``dataset``'s three splits from ``raw_dir`` into one safetensors file.
-
-    Returns the counts written (tokens per split, vocabulary size).
-    """
-    corpus = load_lm_dataset(dataset, raw_dir)
-    tensors = {s: getattr(corpus, s).contiguous() for s in ("train", "valid", "test")}
-    meta = {
-        "dataset": dataset,
-        "vocab": "\n".join(corpus.vocab.idx2word),
-        **{f"tokens_{s}": str(t.numel()) for s, t in tensors.items()},
-    }
-    with atomic_path(out_path) as tmp:
-        save_file(tensors, str(tmp), metadata=meta)
-    return {"vocab_size": len(corpus.vocab), **{s: int(t.numel()) for s, t in tensors.items()}}
-
-
-def load_lm_corpus(path) -> tuple[dict[str, torch.Tensor], Vocabulary]:
-    """The streams and the vocabulary of a prepared corpus file."""
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
-        streams = {k: f.get_tensor(k) for k in ("train", "valid", "test")}
-    if "vocab" not in meta:
-        raise ValueError(f"{path}: no vocabulary in the metadata; rerun the prepare step")
-    return streams, Vocabulary(meta["vocab"].split("\n"))
 
 
 def model_hparams(size, model_args: dict | None = None) -> dict:
@@ -123,14 +94,14 @@ class LanguageModelTask(Task):
     curve_metric = "val_perplexity"
     supports_sharding = True
 
-    def __init__(self, experiment, data_files, device, seed):
-        super().__init__(experiment, data_files, device, seed)
+    def __init__(self, experiment, data_files, device, seed, dist=None):
+        super().__init__(experiment, data_files, device, seed, dist)
         streams, self.vocab = load_lm_corpus(data_files["prepared"])
         tr = experiment["train"]
         self.batch_size = tr["batch_size"]
-        self.bptt = tr.get("bptt", 35)
-        self.eval_batch_size = tr.get("eval_batch_size", 1)
-        subset = tr.get("train_subset")  # first N tokens of the training stream (tests)
+        self.bptt = tr["bptt"]
+        self.eval_batch_size = tr["eval_batch_size"]
+        subset = tr["train_subset"]  # first N tokens of the training stream (tests)
         self.train_data = batchify(streams["train"][:subset], self.batch_size).to(self.device)
         self.streams = {"valid": streams["valid"], "test": streams["test"]}
         if self.steps_per_epoch < 1:
@@ -152,7 +123,7 @@ class LanguageModelTask(Task):
 
     def build_model(self, size) -> nn.Module:
         return lstm_lm(vocab_size=self.vocab_size,
-                       **model_hparams(size, self.experiment.get("model_args")))
+                       **model_hparams(size, self.experiment["model_args"]))
 
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(inputs, targets), each ``(bptt, batch_size)``, of optimizer step ``step`` (this rank's

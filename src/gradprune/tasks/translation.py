@@ -1,6 +1,6 @@
 """Translation (GNMT, Table 4): Multi30k at CPU scale, WMT16 En-De and De-En at the paper's scale.
 
-Data come prepared by the workflow (``gradprune.translation.data.prepare``): sentencepiece ids of
+Data come prepared by the workflow (``gradprune.data.translation.prepare``): sentencepiece ids of
 both language sides of every split, the sentencepiece model, and the raw text of the evaluation
 sets. The experiment's ``translation.source_lang`` / ``target_lang`` choose the direction: the
 source side of every split is ``source_lang``'s, the references ``target_lang``'s.
@@ -38,9 +38,8 @@ import torch
 from safetensors import safe_open
 from torch import nn
 
-from gradprune.models import build_model
-from gradprune.tasks.base import Task, epoch_permutation
-from gradprune.translation.data import (
+from gradprune import seeding
+from gradprune.data.translation import (
     BOS,
     EOS,
     LAYOUT,
@@ -49,6 +48,8 @@ from gradprune.translation.data import (
     resolve_tests,
     settings,
 )
+from gradprune.models import build_model
+from gradprune.tasks.base import Task, epoch_permutation
 from gradprune.translation.decode import beam_search, greedy_decode
 from gradprune.translation.scoring import PAPER_BLEU_NOTE, score_corpus
 
@@ -90,8 +91,8 @@ class TranslationTask(Task):
     curve_metric = "bleu"
     supports_sharding = True
 
-    def __init__(self, experiment, data_files, device, seed):
-        super().__init__(experiment, data_files, device, seed)
+    def __init__(self, experiment, data_files, device, seed, dist=None):
+        super().__init__(experiment, data_files, device, seed, dist)
         self.cfg = settings(experiment)
         if self.cfg["curve_examples"] == 0:
             self.curve_metric = ""
@@ -112,7 +113,7 @@ class TranslationTask(Task):
         self._tensors = tensors
         src, tgt = self._side("train", self.src_lang), self._side("train", self.tgt_lang)
         n = len(src)
-        subset = experiment["train"].get("train_subset")
+        subset = experiment["train"]["train_subset"]
         idx = torch.arange(min(n, subset) if subset else n)
         max_len = self.cfg["max_train_len"]
         keep = (src.lengths[idx] <= max_len) & (tgt.lengths[idx] <= max_len) & (src.lengths[idx] > 0)
@@ -122,8 +123,8 @@ class TranslationTask(Task):
         if len(self.train_index) < self.batch_size:
             raise ValueError(f"{len(self.train_index)} training pairs (after max_train_len "
                              f"{max_len}) is less than one batch of {self.batch_size}")
-        self.eval_batch_size = experiment["train"].get("eval_batch_size", 256)
-        self.label_smoothing = experiment["train"].get("label_smoothing", 0.0)
+        self.eval_batch_size = experiment["train"]["eval_batch_size"]
+        self.label_smoothing = experiment["train"]["label_smoothing"]
         self._epoch_batches: tuple[int, list[torch.Tensor]] | None = None
         self.last_eval_info: dict = {}
 
@@ -133,7 +134,7 @@ class TranslationTask(Task):
         return len(self.train_index) // self.batch_size
 
     def build_model(self, size) -> nn.Module:
-        args = dict(self.experiment.get("model_args", {}))
+        args = dict(self.experiment["model_args"])
         return build_model(self.experiment["model"], size=int(size), vocab_size=self.vocab_size,
                            pad_id=PAD, **args)
 
@@ -151,7 +152,7 @@ class TranslationTask(Task):
             part = order[start : start + chunk]
             part = part[torch.argsort(length[start : start + chunk], stable=True)]
             batches += list(part.split(bs))
-        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch + 7)
+        gen = seeding.generator(seeding.bucket_order_seed(self.seed, epoch))
         batches = [batches[i] for i in torch.randperm(len(batches), generator=gen).tolist()]
         self._epoch_batches = (epoch, batches)
         return batches

@@ -1,18 +1,23 @@
 """Image classification: MobileNetV1 / InceptionV3 on Fashion-MNIST, CIFAR-10 or ImageNet.
 
-Small datasets are held in memory as uint8 tensors (prepared once by the workflow) and batched by
-index, which on a 2-core CPU is several times faster than a DataLoader with per-image transforms.
-ImageNet goes through torchvision's ImageFolder and the standard Inception-style transforms.
+:class:`ImageClassificationTask` holds what every image dataset shares (the models, the loss, the
+top-1/top-5 evaluation); :class:`VisionTask` serves the small datasets, held in memory as uint8
+tensors (prepared once by the workflow) and batched by index, which on a 2-core CPU is several
+times faster than a DataLoader with per-image transforms. ImageNet has its own task
+(:class:`gradprune.tasks.imagenet.ImageNetTask`).
 """
 
 from __future__ import annotations
 
+import abc
+from collections.abc import Iterable
+
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
-from gradprune.atomic import atomic_path
+from gradprune import seeding
 from gradprune.models import build_model
 from gradprune.tasks.base import Task, epoch_permutation
 
@@ -21,54 +26,92 @@ _STATS = {
     "fashion-mnist": ((0.2860,), (0.3530,)),
     "cifar-10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
 }
-_NUM_CLASSES = {"fashion-mnist": 10, "cifar-10": 10, "imagenet": 1000}
+_NUM_CLASSES = {"fashion-mnist": 10, "cifar-10": 10}
 
 
-def prepare_fashion_mnist(raw_dir, out_path) -> None:
-    """Decode the four idx.gz files into one safetensors file of uint8 images and int64 labels."""
-    from gradprune.data.fashion_mnist import load_fashion_mnist
-
-    _save_splits(load_fashion_mnist, raw_dir, out_path)
-
-
-def prepare_cifar10(raw_dir, out_path) -> None:
-    """Read the binary batches inside the archive into one safetensors file (uint8, int64)."""
-    from gradprune.data.cifar10 import load_cifar10
-
-    _save_splits(load_cifar10, raw_dir, out_path)
-
-
-def _save_splits(load, raw_dir, out_path) -> None:
-    """``{split}_images`` and ``{split}_labels`` of train and test, as VisionTask reads them."""
-    tensors = {}
-    for split in ("train", "test"):
-        # Sizes are not checked here: the download step verified every file's sha256, and the
-        # test suite serves smaller synthetic files under another registry.
-        images, labels = load(raw_dir, split, check_size=False)
-        tensors[f"{split}_images"] = images.contiguous()
-        tensors[f"{split}_labels"] = labels.contiguous()
-    with atomic_path(out_path) as tmp:
-        save_file(tensors, str(tmp))
+@torch.no_grad()
+def top1_top5(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], device) -> dict:
+    """Top-1 and top-5 accuracy (%) of ``model`` (put in eval mode meanwhile) over ``batches``."""
+    was_training = model.training
+    model.eval()
+    correct1 = correct5 = n = 0
+    for x, y in batches:
+        logits = model(x.to(device))
+        y = y.to(device)
+        top = logits.topk(min(5, logits.shape[1]), dim=1).indices
+        correct1 += int((top[:, 0] == y).sum())
+        correct5 += int((top == y[:, None]).any(dim=1).sum())
+        n += len(y)
+    model.train(was_training)
+    return {"top1": 100.0 * correct1 / n, "top5": 100.0 * correct5 / n}
 
 
-class VisionTask(Task):
+class ImageClassificationTask(Task):
+    """What every image dataset shares; a dataset gives its batches and its evaluation batches."""
+
     metric_names = ("top1", "top5")
     curve_metric = "top1"
     supports_sharding = True
 
-    def __init__(self, experiment, data_files, device, seed):
-        super().__init__(experiment, data_files, device, seed)
+    def __init__(self, experiment, data_files, device, seed, dist=None):
+        super().__init__(experiment, data_files, device, seed, dist)
         self.dataset = experiment["dataset"]
         self.batch_size = experiment["train"]["batch_size"]
-        self.eval_batch_size = experiment["train"].get("eval_batch_size", 256)
-        if self.dataset == "imagenet":
-            from gradprune.tasks.imagenet import ImageNetData
+        self.eval_batch_size = experiment["train"]["eval_batch_size"]
 
-            self.imagenet = ImageNetData(data_files["prepared"], experiment, seed, device)
-            return
-        self.imagenet = None
+    @property
+    @abc.abstractmethod
+    def num_classes(self) -> int: ...
+
+    @property
+    @abc.abstractmethod
+    def in_channels(self) -> int: ...
+
+    @abc.abstractmethod
+    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The global batch of ``step``, this rank's rows of it under DDP."""
+
+    @abc.abstractmethod
+    def eval_batches(self, limit: int | None) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
+        """(images, labels) batches of the first ``limit`` test images (all when None)."""
+
+    def build_model(self, size) -> nn.Module:
+        args = dict(self.experiment["model_args"])
+        if self.experiment["model"] == "inception_v3":  # no width multiplier: size is 1.0
+            return build_model("inception_v3", num_classes=self.num_classes, **args)
+        return build_model(
+            self.experiment["model"], width=float(size), num_classes=self.num_classes,
+            in_channels=self.in_channels, **args,
+        )
+
+    def train_loss(self, model, step):
+        x, y = self.batch(step)
+        out = model(x)
+        smoothing = self.experiment["train"]["label_smoothing"]
+        if isinstance(out, tuple):  # InceptionV3 in training: (logits, aux_logits), aux weight 0.4
+            logits, aux = out
+            return F.cross_entropy(logits, y, label_smoothing=smoothing) + 0.4 * F.cross_entropy(
+                aux, y, label_smoothing=smoothing
+            )
+        return F.cross_entropy(out, y, label_smoothing=smoothing)
+
+    @abc.abstractmethod
+    def curve_size(self, limit: int) -> int: ...
+
+    def evaluate(self, model, split="test", limit=None):
+        # Fashion-MNIST and CIFAR-10 have no validation split; ImageNet's val is its test set.
+        if split not in ("test", "valid"):
+            raise ValueError(f"unknown split {split!r}")
+        return top1_top5(model, self.eval_batches(limit), self.device)
+
+
+class VisionTask(ImageClassificationTask):
+    """Fashion-MNIST and CIFAR-10, in memory."""
+
+    def __init__(self, experiment, data_files, device, seed, dist=None):
+        super().__init__(experiment, data_files, device, seed, dist)
         tensors = load_file(str(data_files["prepared"]))
-        subset = experiment["train"].get("train_subset")
+        subset = experiment["train"]["train_subset"]
         self.train_images = tensors["train_images"][:subset]
         self.train_labels = tensors["train_labels"][:subset]
         self.test_images = tensors["test_images"]
@@ -79,28 +122,15 @@ class VisionTask(Task):
 
     @property
     def num_classes(self) -> int:
-        if self.imagenet is not None:
-            return len(self.imagenet.train.folder.classes)
         return _NUM_CLASSES[self.dataset]
 
     @property
-    def steps_per_epoch(self) -> int:
-        if self.imagenet is not None:
-            return self.imagenet.steps_per_epoch
-        return len(self.train_labels) // self.batch_size  # drop the last partial batch
+    def in_channels(self) -> int:
+        return self.train_images.shape[1] if self.train_images.dim() == 4 else 1
 
-    def build_model(self, size) -> nn.Module:
-        args = dict(self.experiment.get("model_args", {}))
-        if self.experiment["model"] == "inception_v3":  # no width multiplier: size is 1.0
-            return build_model("inception_v3", num_classes=self.num_classes, **args)
-        if self.imagenet is not None:
-            in_channels = 3
-        else:
-            in_channels = self.train_images.shape[1] if self.train_images.dim() == 4 else 1
-        return build_model(
-            self.experiment["model"], width=float(size), num_classes=self.num_classes,
-            in_channels=in_channels, **args,
-        )
+    @property
+    def steps_per_epoch(self) -> int:
+        return len(self.train_labels) // self.batch_size  # drop the last partial batch
 
     def _normalise(self, images: torch.Tensor) -> torch.Tensor:
         x = images.float().div_(255.0)
@@ -111,7 +141,7 @@ class VisionTask(Task):
     def _augment(self, x: torch.Tensor, step: int) -> torch.Tensor:
         # Random horizontal flips and 2-pixel translations, drawn from a generator seeded by the
         # step so a resumed run sees the same augmentation.
-        gen = torch.Generator().manual_seed(self.seed * 7_919 + step)
+        gen = seeding.generator(seeding.augment_seed(self.seed, step))
         flip = torch.rand(x.shape[0], generator=gen) < 0.5
         x = torch.where(flip.view(-1, 1, 1, 1).to(x.device), x.flip(-1), x)
         dx, dy = torch.randint(-2, 3, (2,), generator=gen).tolist()
@@ -120,48 +150,17 @@ class VisionTask(Task):
         return padded[..., 2 + dy : 2 + dy + h, 2 + dx : 2 + dx + w]
 
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The global batch of ``step``, this rank's rows of it under DDP."""
-        if self.imagenet is not None:
-            return self.imagenet.batch(step, self.dist)
         epoch, i = divmod(step, self.steps_per_epoch)
         order = epoch_permutation(len(self.train_labels), self.seed, epoch)
         idx = order[i * self.batch_size : (i + 1) * self.batch_size]
         x = self._augment(self._normalise(self.train_images[idx]), step)
         return self.dist.shard(x), self.dist.shard(self.train_labels[idx].to(self.device))
 
-    def train_loss(self, model, step):
-        x, y = self.batch(step)
-        out = model(x)
-        smoothing = self.experiment["train"].get("label_smoothing", 0.0)
-        if isinstance(out, tuple):  # InceptionV3 in training: (logits, aux_logits), aux weight 0.4
-            logits, aux = out
-            return F.cross_entropy(logits, y, label_smoothing=smoothing) + 0.4 * F.cross_entropy(
-                aux, y, label_smoothing=smoothing
-            )
-        return F.cross_entropy(out, y, label_smoothing=smoothing)
-
     def curve_size(self, limit: int) -> int:
-        n = len(self.imagenet.val) if self.imagenet is not None else len(self.test_labels)
-        return min(limit, n)
+        return min(limit, len(self.test_labels))
 
-    @torch.no_grad()
-    def evaluate(self, model, split="test", limit=None):
-        if split not in ("test", "valid"):
-            raise ValueError(f"unknown split {split!r}")
-        if self.imagenet is not None:
-            return self.imagenet.evaluate(model, limit)
-        # Fashion-MNIST and CIFAR-10 have no validation split; ImageNet's val is its test set.
+    def eval_batches(self, limit):
         images, labels = self.test_images[:limit], self.test_labels[:limit]
-        was_training = model.training
-        model.eval()
-        correct1 = correct5 = 0
         for start in range(0, len(labels), self.eval_batch_size):
-            x = self._normalise(images[start : start + self.eval_batch_size])
-            y = labels[start : start + self.eval_batch_size].to(self.device)
-            logits = model(x)
-            top = logits.topk(min(5, logits.shape[1]), dim=1).indices
-            correct1 += int((top[:, 0] == y).sum())
-            correct5 += int((top == y[:, None]).any(dim=1).sum())
-        model.train(was_training)
-        n = len(labels)
-        return {"top1": 100.0 * correct1 / n, "top5": 100.0 * correct5 / n}
+            yield (self._normalise(images[start : start + self.eval_batch_size]),
+                   labels[start : start + self.eval_batch_size])

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,12 +28,6 @@ from gradprune.training.checkpoint import identity_mismatch, load_checkpoint, sa
 from gradprune.training.optim import run_lr, set_lr
 
 log = logging.getLogger(__name__)
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 def rng_state() -> dict:
@@ -135,9 +128,9 @@ def train_steps(
     if autocast not in (None, "bf16"):
         raise ValueError(f"precision.autocast: {autocast!r} is not supported; use bf16 or null")
     lr_of = lr_of or run_lr(train_cfg)
-    clip = train_cfg.get("grad_clip_norm")
-    log_every, eval_every = train_cfg.get("log_every", 20), train_cfg.get("eval_every", 500)
-    ckpt_every = train_cfg.get("checkpoint_every", 500)
+    clip = train_cfg["grad_clip_norm"]
+    log_every, eval_every = train_cfg["log_every"], train_cfg["eval_every"]
+    ckpt_every = train_cfg["checkpoint_every"]
     model, task, pruner = state.model, state.task, state.pruner
     forward = state.forward_model or model
     model.train()
@@ -180,7 +173,7 @@ def train_steps(
             bar.set_postfix(loss=f"{mean_loss:.3f}", lr=f"{lr:.3g}")
             logs.loss_sum, logs.loss_count = 0.0, 0
         if task.curve_metric and state.is_main and (state.step % eval_every == 0 or state.step == end_step):
-            metrics = task.evaluate(model, split="valid", limit=train_cfg.get("eval_curve_examples", 2000))
+            metrics = task.evaluate(model, split="valid", limit=train_cfg["eval_curve_examples"])
             model.train()
             state.logs.eval.append({"step": step, **metrics})
         now = time.perf_counter()

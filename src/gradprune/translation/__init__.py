@@ -1,4 +1,5 @@
-"""Translation helpers: subword vocabularies, prepared data, decoding and scoring (GNMT family)."""
+"""Translation helpers: decoding and scoring (GNMT family); the prepared data are
+:mod:`gradprune.data.translation`'s."""
 
 from gradprune.translation.decode import beam_search, greedy_decode
 from gradprune.translation.scoring import score_corpus

@@ -58,14 +58,9 @@ DEFAULT_TESTS = {"multi30k": ["test_2016_flickr"], "wmt16": ["newstest2015", "ne
 
 
 def settings(experiment: dict) -> dict:
-    """The experiment's ``translation`` settings with the schema's defaults filled in."""
-    import copy
-
-    from gradprune.config import load_schema
-
-    props = load_schema()["$defs"]["translation"]["properties"]
-    out = {k: copy.deepcopy(v["default"]) for k, v in props.items() if "default" in v}
-    out.update(experiment.get("translation") or {})
+    """The ``translation`` settings of a validated translation experiment (the schema fills in
+    their defaults), with the direction checked."""
+    out = experiment["translation"]
     if {out["source_lang"], out["target_lang"]} != set(LANGS):
         raise ValueError(f"translation.source_lang / target_lang must be one each of {LANGS}, got "
                          f"{out['source_lang']} -> {out['target_lang']}")

@@ -1,0 +1,67 @@
+"""Every random stream of a run, derived from the run's seed in one place.
+
+A run's randomness is a pure function of its seed, so a resumed run (or one on more processes)
+draws exactly what an uninterrupted one draws. Each stream below is seeded from (seed, position in
+the stream); its constants live only here. They are those of the first released runs and must not
+change: a new constant changes every run's numbers (``tests/test_seeding.py`` pins them).
+
+Who draws from which stream:
+
+- :func:`seed_everything`: Python's, NumPy's and torch's global generators, seeded with the seed
+  itself before the model is built (``gradprune.runner``): the initial weights, dropout, and
+  anything else drawn from the global generators during training (their state is checkpointed).
+- :func:`epoch_order_seed`: the shuffled order of an epoch's training examples
+  (``gradprune.tasks.base.epoch_permutation``: vision, ImageNet, translation).
+- :func:`bucket_order_seed`: the order of an epoch's length-bucketed batches (translation).
+- :func:`augment_seed`: the flips and shifts of a small-image training batch (vision).
+- :func:`image_draw_seed`: the random crop and flip of one ImageNet training image.
+
+Not derived from the run's seed, on purpose: the pruner's sampled bracket (a fixed seed, as the
+selection is exact whatever the sample; ``gradprune.pruning.selection``) and sentencepiece training
+(seed 0: one prepared dataset serves every run; ``gradprune.data.translation``).
+"""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import torch
+
+# A prime larger than any number of epochs or steps of a run: (seed, epoch) and (seed, step) pairs
+# map to distinct generator seeds within a stream.
+_PER_SEED = 1_000_003
+# The bucket order of epoch e is seeded 7 after the example order of e, as first released (so it
+# shares its seed with the example order of epoch e + 7, which draws a permutation of another length).
+_BUCKET_OFFSET = 7
+_AUGMENT_PER_SEED = 7_919
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's global generators (every rank gets the same weights)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def generator(stream_seed: int) -> torch.Generator:
+    """A private CPU generator: drawing from it never moves the global generators."""
+    return torch.Generator().manual_seed(stream_seed)
+
+
+def epoch_order_seed(seed: int, epoch: int) -> int:
+    return seed * _PER_SEED + epoch
+
+
+def bucket_order_seed(seed: int, epoch: int) -> int:
+    return seed * _PER_SEED + epoch + _BUCKET_OFFSET
+
+
+def augment_seed(seed: int, step: int) -> int:
+    return seed * _AUGMENT_PER_SEED + step
+
+
+def image_draw_seed(seed: int, step: int, batch_size: int, row: int) -> int:
+    """Seed of the augmentation of row ``row`` of step ``step``'s global batch: tied to the
+    image's position in the stream, not to the process or loader worker that reads it."""
+    return (seed * _PER_SEED + step) * batch_size + row
