@@ -23,6 +23,7 @@ from tests.workflow_helpers import ROOT, SHARED_MIRROR, load_preset
 from gradprune.config import validate_config
 from gradprune.data.fetch import fetch_all
 from gradprune.data.lm import prepare_lm_corpus
+from gradprune.training.checkpoint import load_checkpoint
 
 # about 40 s of CPU: two runs, each evaluated on PTB's whole test and validation streams
 pytestmark = [
@@ -140,8 +141,7 @@ def test_every_tensor_and_file_equal(two_runs):
     _assert_same(wa, wb, "model.safetensors")
     # the dense state at t0 (weights, optimizer, RNG, data position): torch.save bytes hold the
     # logs' wall time, so the tensors and values are compared instead
-    ca, cb = (torch.load(r / "pretrain" / "checkpoint_t0.pt", weights_only=False)
-              for r in two_runs)
+    ca, cb = (load_checkpoint(r / "pretrain" / "checkpoint_t0.pt") for r in two_runs)
     _assert_same(ca, cb)
     sa, sb = (json.loads((r / RUN / "train_summary.json").read_text()) for r in two_runs)
     assert _strip(sa) == _strip(sb)
