@@ -15,7 +15,7 @@ import random
 import pytest
 import torch
 from tests.fixtures.data_formats import write_fashion_mnist, write_lines
-from tests.workflow_helpers import load_preset
+from tests.workflow_helpers import load_preset, validated_case
 
 from gradprune.config import validate_config
 from gradprune.counting import masks_sparsity
@@ -57,7 +57,7 @@ def _vision(tmp):
     exp = copy.deepcopy(load_preset("test")["experiments"]["mobilenet-fmnist"])
     exp["train"].update(total_steps=24, log_every=2, eval_every=100, checkpoint_every=5)
     exp["pruning"].update(begin_step=2, frequency=3, n_updates=5)
-    return exp, {"prepared": tmp / "fmnist.safetensors"}, 0.25
+    return validated_case(exp, 0.25), {"prepared": tmp / "fmnist.safetensors"}, 0.25
 
 
 def _lm(tmp):
@@ -72,7 +72,7 @@ def _lm(tmp):
                      "optimizer": {"name": "sgd", "lr": 1.0}, "grad_clip_norm": 5.0,
                      "log_every": 2, "eval_every": 100, "checkpoint_every": 5},
            "pruning": {"begin_step": 2, "frequency": 3, "n_updates": 5}}
-    return exp, {"prepared": tmp / "ptb.safetensors"}, 32
+    return validated_case(exp, 32), {"prepared": tmp / "ptb.safetensors"}, 32
 
 
 def _translation(tmp):
@@ -93,7 +93,7 @@ def _translation(tmp):
                            "curve_examples": 0, "test_limit": 30}}
     files = {"spm": tmp / "mt" / "spm.model", "prepared": tmp / "mt" / "data.safetensors",
              "text": tmp / "mt" / "text.json"}
-    return exp, files, 32
+    return validated_case(exp, 32), files, 32
 
 
 FAMILIES = {"vision": _vision, "lm": _lm, "translation": _translation}

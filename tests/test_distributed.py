@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 from safetensors.torch import load_file
-from tests.workflow_helpers import validated_experiment
+from tests.workflow_helpers import validated_case, validated_experiment
 from torch import nn
 
 from gradprune.pruning import GradualPruner
@@ -141,6 +141,7 @@ FAMILY_CASES = {
                          "loss": form, "curve_examples": 0}}, 8)
        for form in ("sum_per_sentence", "mean_per_token")},
 }
+FAMILY_CASES = {name: (validated_case(exp, size), size) for name, (exp, size) in FAMILY_CASES.items()}
 
 
 def _write_ptb(root):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tests.workflow_helpers import load_preset
+from tests.workflow_helpers import load_preset, validated_case
 
 from gradprune import runner
 from gradprune.config import config_hash, resolve_run, run_settings, validate_config
@@ -28,6 +28,8 @@ CASES = {
     "lm": ({"family": "lm", "dataset": "ptb", "model": "lstm_lm", "model_args": {"dropout": 0.0},
             "train": TRAIN}, 16, "decoder"),
 }
+CASES = {family: (validated_case(exp, size), size, probe)
+         for family, (exp, size, probe) in CASES.items()}
 
 
 def _cpu_runs_bf16_lstm() -> bool:
@@ -67,7 +69,7 @@ def _train(data, family, autocast, check_every_step=False):
     task = build_task(exp, data[family], "cpu", 0)
     torch.manual_seed(0)
     model = task.build_model(size)
-    opt = build_optimizer(model, TRAIN["optimizer"])
+    opt = build_optimizer(model, exp["train"]["optimizer"])
     pruner = GradualPruner(model, CubicSchedule(0.0, 0.8, begin_step=2, frequency=2, n_updates=4),
                            optimizer=opt)
     dtypes = set()

@@ -46,6 +46,17 @@ def validated_experiment(preset: str, name: str, **changes) -> dict:
     return validate_config(config)["experiments"][name]
 
 
+def validated_case(experiment: dict, size) -> dict:
+    """A hand-written experiment (family, dataset, model, train, ...) as the package receives one:
+    validated, the schema's defaults filled in (the code reads no defaults of its own)."""
+    from gradprune.config import validate_config
+
+    exp = {"large": {"size": size, "sparsities": [0.0]},
+           "pruning": {"begin_step": 1, "frequency": 1, "n_updates": 1}, **experiment}
+    config = {"preset": "test", "seeds": [0], "device": "cpu", "experiments": {"case": exp}}
+    return validate_config(config)["experiments"]["case"]
+
+
 def write_registry(path: Path, entries) -> Path:
     rows = ["dataset\tfile\tbytes\tsha256\turl\tmember"]
     rows += [f"{e.dataset}\t{e.file}\t{e.bytes}\t{e.sha256}\t{e.url}\t{e.member or ''}" for e in entries]
