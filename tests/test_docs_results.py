@@ -2,8 +2,8 @@
 
 docs/results/ptb-small-dense/metrics.json is the paper preset's PTB small dense row (Zaremba small,
 13 epochs, through the workflow on a CPU): the reference point that the LM recipe is right.
-docs/results/lstm-ptb-3-epochs/ holds the runs of the mini's LM at 3 epochs (the overlay
-presets/mini-lm-3-epochs.yaml) and their tables: the README's numbers for it are read from here.
+The other folders hold the runs and tables the README's results quote (RESULT_SETS): the README
+must quote them, and they must have been trained with the recipe the preset gives today.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from gradprune.config import Run, compose_config, resolve_run, run_settings, val
 from gradprune.runner import run_config
 
 PTB_SMALL = ROOT / "docs/results/ptb-small-dense/metrics.json"
-LM_3_EPOCHS = ROOT / "docs/results/lstm-ptb-3-epochs"
 TF_PTB_WORD_LM_SMALL = 115.91  # tensorflow/models tutorials/rnn/ptb, SmallConfig, test perplexity
 
 
@@ -60,20 +59,37 @@ def readme_table(title: str) -> list[list[str]]:
     return rows
 
 
-def run_of(label: str) -> tuple[str, str]:
-    """(size, sparsity) folder names of a README row label: "256 units, 75%", "73 units"."""
+def run_of(label: str) -> tuple[float, float]:
+    """(size, sparsity) of a README row label: "256 units, 75%", "73 units", "width 1.0, 90%"."""
     size = re.match(r"\D*(\d+(?:\.\d+)?)", label).group(1)
     percent = re.search(r"(\d+)%", label)
-    return size, str(int(percent.group(1)) / 100) if percent else "0.0"
+    return float(size), int(percent.group(1)) / 100 if percent else 0.0
 
 
-def test_lm_3_epochs_was_trained_with_the_overlay_on_the_current_mini():
-    """Every committed run recorded exactly the settings that config.yaml composed with the overlay
-    gives it today: a change of either makes the result stale, and this test says so."""
-    config = validate_config(compose_config([ROOT / "presets/mini-lm-3-epochs.yaml"], {},
-                                            [ROOT / "config.yaml"]))
-    paths = sorted(LM_3_EPOCHS.rglob("metrics.json"))
-    assert len(paths) == 5  # the mini's LM runs: 256 units at 0/75/90%, 73 and 30 units
+def read_csv(path):
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+# docs/results/<folder>: (the overlays composed with config.yaml that trained it, its experiment,
+# the first header cell of the README table quoting it, the seeds, the steps of every run)
+RESULT_SETS = {
+    "lstm-ptb-mini": ((), "lstm-ptb", "2-layer LSTM LM, PTB (1000 steps", (0, 1), 1000),
+    "lstm-ptb-3-epochs": (("presets/mini-lm-3-epochs.yaml",), "lstm-ptb",
+                          "2-layer LSTM LM, PTB, 3 epochs", (0,), 3981),
+}
+
+
+@pytest.mark.parametrize("name", RESULT_SETS)
+def test_committed_runs_were_trained_with_the_presets_recipe_today(name):
+    """Every committed run recorded exactly the settings that config.yaml (with the set's overlays)
+    gives it today: a change of the recipe makes the result stale, and this test says so."""
+    overlays, experiment, _, seeds, steps = RESULT_SETS[name]
+    config = validate_config(compose_config([ROOT / o for o in overlays], {}, [ROOT / "config.yaml"]))
+    exp = config["experiments"][experiment]
+    paths = sorted((ROOT / "docs/results" / name).rglob("metrics.json"))
+    # every run the preset lists, for every seed
+    assert len(paths) == (len(exp["large"]["sparsities"]) + len(exp["small_dense"])) * len(seeds)
     for path in paths:
         metrics = json.loads(path.read_text())
         recorded = metrics["provenance"]["config"]
@@ -81,28 +97,45 @@ def test_lm_3_epochs_was_trained_with_the_overlay_on_the_current_mini():
         run = resolve_run(config, ident["experiment"], ident["model"], ident["size"],
                           ident["sparsity"], ident["seed"])
         assert recorded == json.loads(json.dumps(run_config(run_settings(config, run), run))), path
-        assert metrics["train"]["steps"] == 3981
+        assert metrics["train"]["steps"] == steps
         assert not metrics["provenance"]["dirty"]
 
 
-def test_readme_quotes_the_lm_3_epochs_results():
-    rows = readme_table("2-layer LSTM LM, PTB, 3 epochs")
-    assert len(rows) == 3
-    quoted = 0
+@pytest.mark.parametrize("name", RESULT_SETS)
+def test_readme_quotes_the_committed_results(name):
+    """The README's table holds the committed table's numbers (mean ± sd over the seeds), the
+    table holds the mean of the committed runs, and a verdict column quotes the headline's."""
+    _, experiment, title, seeds, _ = RESULT_SETS[name]
+    folder = ROOT / "docs/results" / name
+    table = {(float(r["size"]), float(r["sparsity"])): r for r in read_csv(folder / f"tables/{experiment}.csv")}
+    pairs = {float(p["ls_sparsity"]): p for p in read_csv(folder / f"tables/{experiment}_headline.csv")}
+    runs = [json.loads(p.read_text()) for p in folder.rglob("metrics.json")]
+    metric = runs[0]["task_metric"]
+    rows = readme_table(title)
+    assert len(rows) == len(pairs) + 1  # the dense row, then one row per sparsity
+    quoted = set()
     for row in rows:
-        for label, ppl in ((row[0], row[2]), (row[3], row[5])):
+        for label, cell in ((row[0], row[2]), (row[3], row[5])):
             if not label:
                 continue
-            size, sparsity = run_of(label)
-            path = LM_3_EPOCHS / f"lstm_lm-{size}/sparsity-{sparsity}/seed-0/metrics.json"
-            measured = json.loads(path.read_text())["metrics"]["test_perplexity"]
-            assert ppl == f"{measured:.2f}", (label, ppl, measured)
-            quoted += 1
-    assert quoted == 5
-    with (LM_3_EPOCHS / "tables/lstm-ptb_headline.csv").open(newline="") as f:
-        pairs = list(csv.DictReader(f))
-    assert [p["matched"] for p in pairs] == ["True", "True"]
-    assert {p["ahead"] for p in pairs} == {"large-sparse"}  # what the README's prose says
+            key = run_of(label)
+            entry = table[key]
+            mean, std = float(entry[metric]), entry[f"{metric}_std"]
+            expected = f"{mean:.2f}" if len(seeds) == 1 else f"{mean:.2f} ± {float(std):.2f}"
+            assert cell == expected, (label, cell, expected)
+            of_run = [r for r in runs if (float(r["size"]), float(r["target_sparsity"])) == key]
+            assert sorted(r["seed"] for r in of_run) == list(seeds)
+            values = [r["metrics"][metric] for r in of_run]
+            assert mean == pytest.approx(sum(values) / len(values), abs=1e-9)
+            quoted.add(key)
+        if len(row) > 6 and row[3]:  # a verdict column (two or more seeds), on a paired row
+            pair = pairs[run_of(row[0])[1]]
+            assert pair["matched"] == "True"
+            verdict = pair["verdict"]
+            if verdict.endswith("wins"):
+                verdict += f" (by {abs(float(pair['difference'])):.2f}; spread {float(pair['spread']):.2f})"
+            assert row[6] == verdict, (row[0], row[6], verdict)
+    assert quoted == set(table)  # every run of the table is quoted
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "docs/results").rglob("metrics.json")))
