@@ -1,0 +1,118 @@
+"""Where the mini's MobileNet training step and its evaluation spend their time on this CPU.
+
+    python benchmarks/bench_vision_step.py                # about a minute on one core
+    python benchmarks/bench_vision_step.py --rounds 30 --widths 1.0 0.25
+
+For every width of the mini's vision experiment (config.yaml's model and model_args, batch 64 of
+1x28x28 as Fashion-MNIST), the phases of one training step are timed on their own, interleaved
+across widths so that load drift hits them alike: forward, backward, the optimizer step (SGD with
+Nesterov momentum and weight decay, as the mini), and an evaluation forward of 500 images. It
+prints medians, each width's ratio to width 1.0, and the operators that take most of width 1.0's
+and the smallest width's step (torch.profiler, self CPU time). Data are random tensors: reading
+the prepared in-memory split is not part of the step's cost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+import yaml
+from torch.profiler import ProfilerActivity, profile
+
+from gradprune.models import build_model
+
+ROOT = Path(__file__).resolve().parents[1]
+PHASES = ("forward", "backward", "optimizer", "eval_500")
+
+
+def mini_vision() -> dict:
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    return next(e for e in config["experiments"].values() if e["family"] == "vision")
+
+
+def make(exp: dict, width: float):
+    model = build_model(exp["model"], width=width, num_classes=10, in_channels=1, **exp["model_args"])
+    opt = exp["train"]["optimizer"]
+    optimizer = torch.optim.SGD(model.parameters(), lr=opt["lr"], momentum=opt["momentum"],
+                                weight_decay=opt["weight_decay"], nesterov=opt["nesterov"])
+    return model, optimizer
+
+
+def timed_step(model, optimizer, x, y, x_eval) -> dict[str, float]:
+    times = {}
+    model.train()
+    t0 = time.perf_counter()
+    loss = F.cross_entropy(model(x), y)
+    t1 = time.perf_counter()
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    t2 = time.perf_counter()
+    optimizer.step()
+    t3 = time.perf_counter()
+    model.eval()
+    with torch.no_grad():
+        model(x_eval)
+    t4 = time.perf_counter()
+    times.update(forward=t1 - t0, backward=t2 - t1, optimizer=t3 - t2, eval_500=t4 - t3)
+    return times
+
+
+def top_ops(model, optimizer, x, y, n: int = 8) -> str:
+    model.train()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(3):
+            loss = F.cross_entropy(model(x), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=n)
+
+
+def main() -> None:
+    exp = mini_vision()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--widths", type=float, nargs="+",
+                        default=[exp["large"]["size"], *exp["small_dense"]])
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--threads", type=int, default=exp["resources"]["threads"])
+    parser.add_argument("--batch", type=int, default=exp["train"]["batch_size"])
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    x = torch.randn(args.batch, 1, 28, 28)
+    y = torch.randint(0, 10, (args.batch,))
+    x_eval = torch.randn(exp["train"]["eval_batch_size"], 1, 28, 28)
+    models = {w: make(exp, w) for w in args.widths}
+    for model, optimizer in models.values():  # warm-up: allocator, oneDNN primitives
+        for _ in range(3):
+            timed_step(model, optimizer, x, y, x_eval)
+    samples = {w: {p: [] for p in PHASES} for w in args.widths}
+    for _ in range(args.rounds):
+        for w, (model, optimizer) in models.items():
+            for phase, t in timed_step(model, optimizer, x, y, x_eval).items():
+                samples[w][phase].append(t)
+    medians = {w: {p: statistics.median(v) * 1e3 for p, v in s.items()} for w, s in samples.items()}
+    base = medians[args.widths[0]]
+    print(f"{exp['model']} {exp['model_args']}, batch {args.batch} of 1x28x28, {args.threads} "
+          f"thread(s), torch {torch.__version__}; medians of {args.rounds} interleaved rounds (ms)")
+    print("| width | params | " + " | ".join(PHASES) + " | train step | step / width "
+          f"{args.widths[0]} |")
+    print("| --- | ---: |" + " ---: |" * (len(PHASES) + 2))
+    for w, m in medians.items():
+        step = m["forward"] + m["backward"] + m["optimizer"]
+        base_step = base["forward"] + base["backward"] + base["optimizer"]
+        params = sum(p.numel() for p in models[w][0].parameters())
+        print(f"| {w} | {params / 1e6:.2f}M | " + " | ".join(f"{m[p]:.1f}" for p in PHASES)
+              + f" | {step:.1f} | {step / base_step:.2f} |")
+    for w in (args.widths[0], args.widths[-1]):
+        print(f"\nwidth {w}: operators by self CPU time over 3 training steps")
+        print(top_ops(*models[w], x, y))
+
+
+if __name__ == "__main__":
+    main()
