@@ -77,6 +77,8 @@ RESULT_SETS = {
     "lstm-ptb-mini": ((), "lstm-ptb", "2-layer LSTM LM, PTB (1000 steps", (0, 1), 1000),
     "lstm-ptb-3-epochs": (("presets/mini-lm-3-epochs.yaml",), "lstm-ptb",
                           "2-layer LSTM LM, PTB, 3 epochs", (0,), 3981),
+    "mobilenet-fmnist-mini": ((), "mobilenet-fmnist", "MobileNetV1, Fashion-MNIST (2800 steps",
+                              (0, 1), 2800),
 }
 
 
