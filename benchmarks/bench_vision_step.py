@@ -21,26 +21,25 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-import yaml
 from torch.profiler import ProfilerActivity, profile
 
+from gradprune.config import compose_config, validate_config
 from gradprune.models import build_model
+from gradprune.training.optim import build_optimizer
 
 ROOT = Path(__file__).resolve().parents[1]
 PHASES = ("forward", "backward", "optimizer", "eval_500")
 
 
 def mini_vision() -> dict:
-    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    """The mini's vision experiment as a job receives it: composed and validated (defaults filled)."""
+    config = validate_config(compose_config([], {}, [ROOT / "config.yaml"]))
     return next(e for e in config["experiments"].values() if e["family"] == "vision")
 
 
 def make(exp: dict, width: float):
     model = build_model(exp["model"], width=width, num_classes=10, in_channels=1, **exp["model_args"])
-    opt = exp["train"]["optimizer"]
-    optimizer = torch.optim.SGD(model.parameters(), lr=opt["lr"], momentum=opt["momentum"],
-                                weight_decay=opt["weight_decay"], nesterov=opt["nesterov"])
-    return model, optimizer
+    return model, build_optimizer(model, exp["train"]["optimizer"])
 
 
 def timed_step(model, optimizer, x, y, x_eval) -> dict[str, float]:
