@@ -19,7 +19,11 @@ from gradprune.config import (  # noqa: E402
     validate_config,
 )
 from gradprune.layout import WILDCARDS  # noqa: E402
-from gradprune.workflow import data_inputs, imagenet_problem, report_targets  # noqa: E402
+from gradprune.workflow import (
+    data_inputs,
+    imagenet_problem,
+    report_targets,
+)  # noqa: E402
 
 
 def refuse(err):
@@ -56,7 +60,9 @@ wildcard_constraints:
 onstart:
     # A dry run still plans ImageNet rows without the data; a real run refuses before any job.
     problem = imagenet_problem(config)
-    if problem and any(j.rule.name == "check_imagenet" for j in workflow.dag.needrun_jobs()):
+    if problem and any(
+        j.rule.name == "check_imagenet" for j in workflow.dag.needrun_jobs()
+    ):
         refuse(problem)
 
 

@@ -10,17 +10,17 @@ rule download:
         "logs/download/{dataset}/{file}.log",
     benchmark:
         "logs/benchmarks/download/{dataset}/{file}.tsv"
+    retries: 2
+    localrule: True
+    conda:
+        "../../envs/data.yaml"
+    resources:
+        mem_mb=500,
+        runtime=30,
     params:
         # the registry fixes each file's sha256 (its content); the mirror and offline mode only
         # say where it comes from and are read from the config by the script
         registry=config["data"]["registry"],
-    retries: 2
-    localrule: True
-    resources:
-        mem_mb=500,
-        runtime=30,
-    conda:
-        "../../envs/data.yaml"
     script:
         "../../scripts/download.py"
 
@@ -34,12 +34,12 @@ rule prepare_fashion_mnist:
         "logs/prepare/fashion-mnist.log",
     benchmark:
         "logs/benchmarks/prepare/fashion-mnist.tsv"
+    conda:
+        "../../envs/data.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../../envs/data.yaml"
     script:
         "../../scripts/prepare_fashion_mnist.py"
 
@@ -53,12 +53,12 @@ rule prepare_cifar10:
         "logs/prepare/cifar-10.log",
     benchmark:
         "logs/benchmarks/prepare/cifar-10.tsv"
+    conda:
+        "../../envs/data.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../../envs/data.yaml"
     script:
         "../../scripts/prepare_cifar10.py"
 
@@ -72,13 +72,13 @@ rule check_imagenet:
         "logs/prepare/imagenet.log",
     benchmark:
         "logs/benchmarks/prepare/imagenet.tsv"
-    params:
-        root=config["data"]["imagenet"],
+    conda:
+        "../../envs/data.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=30,
-    conda:
-        "../../envs/data.yaml"
+    params:
+        root=config["data"]["imagenet"],
     script:
         "../../scripts/check_imagenet.py"

@@ -9,17 +9,17 @@ rule prepare_lm:
         lambda wc: raw_files(config, wc.dataset),
     output:
         f"{PREPARED}/{{dataset}}/corpus.safetensors",
-    wildcard_constraints:
-        dataset="ptb|wikitext-2",
     log:
         "logs/prepare/{dataset}.log",
     benchmark:
         "logs/benchmarks/prepare/{dataset}.tsv"
+    wildcard_constraints:
+        dataset="ptb|wikitext-2",
+    conda:
+        "../../envs/data.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../../envs/data.yaml"
     script:
         "../../scripts/prepare_lm.py"

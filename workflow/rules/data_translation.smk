@@ -11,21 +11,21 @@ rule prepare_translation:
         spm=f"{PREPARED}/{{dataset}}/spm.model",
         prepared=f"{PREPARED}/{{dataset}}/data.safetensors",
         text=f"{PREPARED}/{{dataset}}/text.json",
-    wildcard_constraints:
-        dataset="multi30k|wmt16",
     log:
         "logs/prepare/{dataset}.log",
     benchmark:
         "logs/benchmarks/prepare/{dataset}.tsv"
-    params:
-        settings=lambda wc: translation_prepare_settings(config, wc.dataset),
-        raw_root=RAW,
+    wildcard_constraints:
+        dataset="multi30k|wmt16",
+    conda:
+        # the train env: it has sentencepiece (the data env does not)
+        "../../envs/train.yaml"
     threads: 2
     resources:
         mem_mb=lambda wc: 3000 if wc.dataset == "multi30k" else 24000,
         runtime=lambda wc: 20 if wc.dataset == "multi30k" else 240,
-    conda:
-        # the train env: it has sentencepiece (the data env does not)
-        "../../envs/train.yaml"
+    params:
+        settings=lambda wc: translation_prepare_settings(config, wc.dataset),
+        raw_root=RAW,
     script:
         "../../scripts/prepare_translation.py"

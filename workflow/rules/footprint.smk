@@ -19,17 +19,17 @@ rule footprint:
         f"{RUN_DIR}/footprint.log",
     benchmark:
         f"{RUN_DIR}/benchmark_footprint.tsv"
-    params:
-        run=lambda wc: the_run(wc).to_dict(),
-        settings=lambda wc: run_settings(config, the_run(wc)),
-        pruning=lambda wc: experiment_for_size(exp_of(wc), wc.size)["pruning"],
+    conda:
+        "../../envs/train.yaml"
     threads: resource("threads")
     resources:
         mem_mb=resource("mem_mb"),
         runtime=30,
         gpu=resource("gpu"),
-    conda:
-        "../../envs/train.yaml"
+    params:
+        run=lambda wc: the_run(wc).to_dict(),
+        settings=lambda wc: run_settings(config, the_run(wc)),
+        pruning=lambda wc: experiment_for_size(exp_of(wc), wc.size)["pruning"],
     script:
         "../../scripts/footprint.py"
 
@@ -46,17 +46,17 @@ rule latency:
         f"{RUN_DIR}/latency.log",
     benchmark:
         f"{RUN_DIR}/benchmark_latency.tsv"
+    conda:
+        "../../envs/train.yaml"
+    threads: 1
+    resources:
+        mem_mb=resource("mem_mb"),
+        runtime=30,
     params:
         run=lambda wc: the_run(wc).to_dict(),
         settings=lambda wc: run_settings(config, the_run(wc)),
         pruning=lambda wc: experiment_for_size(exp_of(wc), wc.size)["pruning"],
         measurement=config["footprint"],
-    threads: 1
-    resources:
-        mem_mb=resource("mem_mb"),
-        runtime=30,
-    conda:
-        "../../envs/train.yaml"
     script:
         "../../scripts/latency.py"
 
@@ -78,13 +78,13 @@ rule footprint_report:
         "logs/report/{experiment}_footprint.log",
     benchmark:
         "logs/benchmarks/report/{experiment}_footprint.tsv"
-    params:
-        slack=config["footprint"]["budget_slack"],
     localrule: True
+    conda:
+        "../../envs/report.yaml"
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        "../../envs/report.yaml"
+    params:
+        slack=config["footprint"]["budget_slack"],
     script:
         "../../scripts/footprint_report.py"

@@ -25,22 +25,22 @@ rule experiment_tables:
             for kind in TABLE_KINDS
             for ext in ("csv", "md", "tex")
         ],
-    wildcard_constraints:
-        experiment=EXPERIMENTS,
     log:
         "logs/report/tables_{experiment}.log",
     benchmark:
         "logs/benchmarks/report/tables_{experiment}.tsv"
+    wildcard_constraints:
+        experiment=EXPERIMENTS,
+    localrule: True
+    conda:
+        "../../envs/report.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=10,
     params:
         compare_with_paper=config["compare_with_paper"],
         nnz_tolerance=config["headline"]["nnz_tolerance"],
         planned=lambda wc: [r.identity for r in RUNS if r.experiment == wc.experiment],
-    localrule: True
-    resources:
-        mem_mb=1000,
-        runtime=10,
-    conda:
-        "../../envs/report.yaml"
     script:
         "../../scripts/experiment_tables.py"
 
@@ -50,7 +50,9 @@ rule summary_tables:
         all_metrics(config),
     output:
         runs=report(
-            "results/tables/runs.csv", caption="../report/table_runs.rst", category="Tables"
+            "results/tables/runs.csv",
+            caption="../report/table_runs.rst",
+            category="Tables",
         ),
         headline=[
             report(
@@ -65,14 +67,14 @@ rule summary_tables:
         "logs/report/summary_tables.log",
     benchmark:
         "logs/benchmarks/report/summary_tables.tsv"
-    params:
-        nnz_tolerance=config["headline"]["nnz_tolerance"],
     localrule: True
+    conda:
+        "../../envs/report.yaml"
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        "../../envs/report.yaml"
+    params:
+        nnz_tolerance=config["headline"]["nnz_tolerance"],
     script:
         "../../scripts/summary_tables.py"
 
@@ -88,21 +90,21 @@ rule experiment_figure:
             subcategory="{experiment}",
         ),
         "results/figures/{experiment}_metric_vs_nnz.pdf",
-    wildcard_constraints:
-        experiment=EXPERIMENTS,
     log:
         "logs/report/figure_{experiment}.log",
     benchmark:
         "logs/benchmarks/report/figure_{experiment}.tsv"
-    params:
-        compare_with_paper=config["compare_with_paper"],
-        nnz_tolerance=config["headline"]["nnz_tolerance"],
+    wildcard_constraints:
+        experiment=EXPERIMENTS,
     localrule: True
+    conda:
+        "../../envs/report.yaml"
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        "../../envs/report.yaml"
+    params:
+        compare_with_paper=config["compare_with_paper"],
+        nnz_tolerance=config["headline"]["nnz_tolerance"],
     script:
         "../../scripts/experiment_figures.py"
 
@@ -117,14 +119,14 @@ rule report_landing:
         "logs/report/landing.log",
     benchmark:
         "logs/benchmarks/report/landing.tsv"
-    params:
-        experiments=list(config["experiments"]),
     localrule: True
+    conda:
+        "../../envs/report.yaml"
     resources:
         mem_mb=500,
         runtime=5,
-    conda:
-        "../../envs/report.yaml"
+    params:
+        experiments=list(config["experiments"]),
     script:
         "../../scripts/landing.py"
 
@@ -160,11 +162,11 @@ rule run_figures:
     benchmark:
         "logs/benchmarks/report/{experiment}/{model}-{size}/sparsity-{sparsity}/seed-{seed}.tsv"
     localrule: True
+    conda:
+        "../../envs/report.yaml"
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        "../../envs/report.yaml"
     script:
         "../../scripts/run_figures.py"
 
@@ -177,13 +179,13 @@ rule effective_config:
         "logs/report/config.log",
     benchmark:
         "logs/benchmarks/report/config.tsv"
-    params:
-        config=dict(config),
     localrule: True
+    conda:
+        "../../envs/report.yaml"
     resources:
         mem_mb=500,
         runtime=5,
-    conda:
-        "../../envs/report.yaml"
+    params:
+        config=dict(config),
     script:
         "../../scripts/write_config.py"

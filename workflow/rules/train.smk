@@ -13,9 +13,8 @@ rule pretrain:
         f"{PRETRAIN_DIR}/pretrain.log",
     benchmark:
         f"{PRETRAIN_DIR}/benchmark.tsv"
-    params:
-        run=lambda wc: pretrain_run(wc).identity,
-        settings=lambda wc: run_settings(config, pretrain_run(wc)),
+    conda:
+        "../../envs/train.yaml"
     threads: resource("threads")
     resources:
         mem_mb=resource("mem_mb"),
@@ -26,8 +25,9 @@ rule pretrain:
         tasks_per_gpu=job_resource("tasks_per_gpu"),
         gres=job_resource("gres"),
         mpi=job_resource("mpi"),
-    conda:
-        "../../envs/train.yaml"
+    params:
+        run=lambda wc: pretrain_run(wc).identity,
+        settings=lambda wc: run_settings(config, pretrain_run(wc)),
     script:
         "../../scripts/pretrain.py"
 
@@ -45,9 +45,8 @@ rule train:
         f"{RUN_DIR}/train.log",
     benchmark:
         f"{RUN_DIR}/benchmark_train.tsv"
-    params:
-        run=lambda wc: the_run(wc).identity,
-        settings=lambda wc: run_settings(config, the_run(wc)),
+    conda:
+        "../../envs/train.yaml"
     threads: resource("threads")
     resources:
         mem_mb=resource("mem_mb"),
@@ -58,8 +57,9 @@ rule train:
         tasks_per_gpu=job_resource("tasks_per_gpu"),
         gres=job_resource("gres"),
         mpi=job_resource("mpi"),
-    conda:
-        "../../envs/train.yaml"
+    params:
+        run=lambda wc: the_run(wc).identity,
+        settings=lambda wc: run_settings(config, the_run(wc)),
     script:
         "../../scripts/train.py"
 
@@ -81,15 +81,15 @@ rule evaluate:
         f"{RUN_DIR}/evaluate.log",
     benchmark:
         f"{RUN_DIR}/benchmark_evaluate.tsv"
-    params:
-        run=lambda wc: the_run(wc).to_dict(),
-        settings=lambda wc: run_settings(config, the_run(wc)),
+    conda:
+        "../../envs/train.yaml"
     threads: resource("threads")
     resources:
         mem_mb=resource("mem_mb"),
         runtime=30,
         gpu=resource("gpu"),
-    conda:
-        "../../envs/train.yaml"
+    params:
+        run=lambda wc: the_run(wc).to_dict(),
+        settings=lambda wc: run_settings(config, the_run(wc)),
     script:
         "../../scripts/evaluate.py"
