@@ -1,4 +1,4 @@
-"""Command line for one training step of the workflow, outside Snakemake.
+"""The `gradprune` command (also `python -m gradprune.cli`): the package's work outside Snakemake.
 
 ``python -m gradprune.cli train --config PRESET --run-dir results/<exp>/<model>-<size>/sparsity-<s>/seed-<n>``
 continues (or starts) that run from its own checkpoint: how a run is resumed by hand after
@@ -18,7 +18,7 @@ from gradprune.layout import RUN_DIR, parse_run_dir
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m gradprune.cli", description=__doc__)
+    parser = argparse.ArgumentParser(prog="gradprune", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     train = sub.add_parser("train", help="train one run to the end (resuming its checkpoint)")
     train.add_argument("--config", required=True, help="preset YAML (validated)")
