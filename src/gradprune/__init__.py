@@ -6,7 +6,8 @@ parses the Snakefile (on every job start, SLURM jobs included), which should not
 
 import importlib
 
-__version__ = "0.1.0"
+# The one home of the version (pyproject.toml reads it); CHANGELOG.md says what each changed.
+__version__ = "0.2.0"
 
 _EXPORTS = {
     "CubicSchedule": "gradprune.schedule",
