@@ -119,3 +119,27 @@ def test_continued_runs_follow_the_restarted_scaled_schedule(fmnist):
     assert lr[5] == pytest.approx(0.0025 * (1 + math.cos(math.pi * 2 / 5)))
     assert dict(zip(plain_log["step"], plain_log["lr"]))[3] == pytest.approx(
         0.025 * (1 + math.cos(math.pi * 3 / 8)))
+
+
+def test_weight_decay_reaches_kernels_only_as_tf_slim():
+    """TF-slim decays conv and fully-connected kernels; biases, batch norm and depthwise kernels
+    are not regularised. Checked on the update itself: with a zero gradient and no momentum, SGD
+    moves a decayed weight by exactly -lr * wd * w and leaves the others untouched."""
+    from gradprune.models import build_model
+    from gradprune.training.optim import build_optimizer
+
+    torch.manual_seed(0)
+    model = build_model("mobilenet_v1", width=0.25, num_classes=10, in_channels=1)
+    before = {k: v.detach().clone() for k, v in model.named_parameters()}
+    opt = build_optimizer(model, {"name": "sgd", "lr": 0.5, "momentum": 0.0, "weight_decay": 0.1,
+                                  "nesterov": False})
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    opt.step()
+    decayed = {k for k, v in model.named_parameters() if not torch.equal(v, before[k])}
+    # by name, independently of the code: the stem conv, every pointwise kernel, the logits weight
+    expected = {"features.0.0.weight", "classifier.1.weight"}
+    expected |= {f"features.{i}.pointwise.0.weight" for i in range(1, 14)}
+    assert decayed == expected
+    for k in expected:
+        assert torch.allclose(dict(model.named_parameters())[k], before[k] * (1 - 0.5 * 0.1))

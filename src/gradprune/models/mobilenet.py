@@ -41,6 +41,8 @@ weight shape, so parameter and NNZ counts are those above (for the chosen ``in_c
 
 from __future__ import annotations
 
+import torch
+import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["BLOCK_CONFIG", "PRUNE_INCLUDE", "MobileNetV1", "mobilenet_v1"]
@@ -79,6 +81,62 @@ def scaled_channels(channels: int, width: float, min_channels: int = 8) -> int:
     return max(int(channels * width), min_channels)
 
 
+# Maps of at most this many positions take the depthwise weight gradient of
+# :class:`_TinyMapDepthwise` on CPU.
+_TINY_MAP_POSITIONS = 4
+
+
+class _TinyMapDepthwise(torch.autograd.Function):
+    """A depthwise convolution whose weight gradient is summed tap by tap.
+
+    Why: on CPU (torch 2.14.1, oneDNN) the weight gradient of a depthwise convolution on a 2x2 or
+    1x1 map takes 12-32 ms for 512-1024 channels at batch 64, 20-100 times its forward and more
+    than a whole 4x4 map's (``benchmarks/bench_vision_step.py``); MobileNet's last blocks see such
+    maps on 28x28 inputs. On those maps ``sum over (n, h, w) of grad * shifted input`` for each of
+    the 9 taps costs under 1 ms. The forward and the input gradient are PyTorch's own."""
+
+    @staticmethod
+    def forward(ctx, x, weight, stride, padding):
+        ctx.save_for_backward(x, weight)
+        ctx.stride, ctx.padding = stride, padding
+        return F.conv2d(x, weight, None, stride, padding, 1, weight.shape[0])
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        s, p = ctx.stride, ctx.padding
+        grad_x = grad_w = None
+        if ctx.needs_input_grad[0]:
+            grad_x = torch.ops.aten.convolution_backward(
+                grad, x, weight, None, [s, s], [p, p], [1, 1], False, [0, 0], weight.shape[0],
+                [True, False, False])[0]
+        if ctx.needs_input_grad[1]:
+            padded = F.pad(x, (p, p, p, p))
+            h, w = grad.shape[-2:]
+            k = weight.shape[-1]
+            taps = [(grad * padded[:, :, i: i + s * (h - 1) + 1: s, j: j + s * (w - 1) + 1: s])
+                    .sum((0, 2, 3)) for i in range(k) for j in range(k)]
+            grad_w = torch.stack(taps, 1).view_as(weight)
+        return grad_x, grad_w, None, None
+
+
+class DepthwiseConv2d(nn.Conv2d):
+    """``nn.Conv2d`` with ``groups=channels`` (same parameters and state dict), routed through
+    :class:`_TinyMapDepthwise` on CPU when its output map is tiny (float32, no autocast)."""
+
+    def __init__(self, channels: int, kernel_size: int, stride: int) -> None:
+        super().__init__(channels, channels, kernel_size, stride=stride, padding=kernel_size // 2,
+                         groups=channels, bias=False)
+
+    def forward(self, x):
+        h = (x.shape[-2] + 2 * self.padding[0] - self.kernel_size[0]) // self.stride[0] + 1
+        w = (x.shape[-1] + 2 * self.padding[1] - self.kernel_size[1]) // self.stride[1] + 1
+        if (x.device.type == "cpu" and h * w <= _TINY_MAP_POSITIONS and torch.is_grad_enabled()
+                and not torch.is_autocast_enabled("cpu")):
+            return _TinyMapDepthwise.apply(x, self.weight, self.stride[0], self.padding[0])
+        return super().forward(x)
+
+
 class ConvBNReLU6(nn.Sequential):
     """Conv2d (no bias) -> BatchNorm2d (centre and scale) -> ReLU6; ``groups=in_channels`` makes
     it depthwise."""
@@ -92,16 +150,13 @@ class ConvBNReLU6(nn.Sequential):
         groups: int = 1,
         bn_momentum: float = BN_MOMENTUM,
     ) -> None:
+        if groups > 1 and groups == in_channels == out_channels:
+            conv = DepthwiseConv2d(in_channels, kernel_size, stride)
+        else:
+            conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride,
+                             padding=kernel_size // 2, groups=groups, bias=False)
         super().__init__(
-            nn.Conv2d(
-                in_channels,
-                out_channels,
-                kernel_size,
-                stride=stride,
-                padding=kernel_size // 2,
-                groups=groups,
-                bias=False,
-            ),
+            conv,
             nn.BatchNorm2d(out_channels, eps=BN_EPS, momentum=bn_momentum),
             nn.ReLU6(inplace=True),
         )

@@ -27,6 +27,8 @@ _STATS = {
     "cifar-10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
 }
 _NUM_CLASSES = {"fashion-mnist": 10, "cifar-10": 10}
+# Largest translation of the training augmentation, in pixels.
+SHIFT = 2
 
 
 @torch.no_grad()
@@ -132,28 +134,41 @@ class VisionTask(ImageClassificationTask):
     def steps_per_epoch(self) -> int:
         return len(self.train_labels) // self.batch_size  # drop the last partial batch
 
-    def _normalise(self, images: torch.Tensor) -> torch.Tensor:
+    @staticmethod
+    def _unit(images: torch.Tensor) -> torch.Tensor:
+        """uint8 images -> float in [0, 1], NCHW."""
         x = images.float().div_(255.0)
-        if x.dim() == 3:
-            x = x.unsqueeze(1)
+        return x.unsqueeze(1) if x.dim() == 3 else x
+
+    def _standardise(self, x: torch.Tensor) -> torch.Tensor:
         return ((x - self.mean) / self.std).to(self.device)
 
+    def _normalise(self, images: torch.Tensor) -> torch.Tensor:
+        return self._standardise(self._unit(images))
+
     def _augment(self, x: torch.Tensor, step: int) -> torch.Tensor:
-        # Random horizontal flips and 2-pixel translations, drawn from a generator seeded by the
-        # step so a resumed run sees the same augmentation.
+        """Random horizontal flips and translations of up to ``SHIFT`` pixels, each image its own,
+        on [0, 1] images before standardisation, so the uncovered border is black (0), the
+        background of Fashion-MNIST and the padding of torchvision's ``RandomCrop`` on CIFAR-10.
+        (Until issue 21 one shift served the whole batch and the border was the mean intensity.)
+        Drawn from a generator seeded by the step, so a resumed run sees the same augmentation."""
         gen = seeding.generator(seeding.augment_seed(self.seed, step))
-        flip = torch.rand(x.shape[0], generator=gen) < 0.5
-        x = torch.where(flip.view(-1, 1, 1, 1).to(x.device), x.flip(-1), x)
-        dx, dy = torch.randint(-2, 3, (2,), generator=gen).tolist()
-        padded = F.pad(x, (2, 2, 2, 2))
+        n, s = x.shape[0], SHIFT
+        flip = torch.rand(n, generator=gen) < 0.5
+        x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
+        offsets = torch.randint(0, 2 * s + 1, (2, n), generator=gen)  # top-left of each crop
         h, w = x.shape[-2:]
-        return padded[..., 2 + dy : 2 + dy + h, 2 + dx : 2 + dx + w]
+        padded = F.pad(x, (s, s, s, s))
+        rows = (offsets[0].view(n, 1) + torch.arange(h)).view(n, 1, h, 1)
+        cols = (offsets[1].view(n, 1) + torch.arange(w)).view(n, 1, 1, w)
+        return padded[torch.arange(n).view(n, 1, 1, 1), torch.arange(x.shape[1]).view(1, -1, 1, 1),
+                      rows, cols]
 
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         epoch, i = divmod(step, self.steps_per_epoch)
         order = epoch_permutation(len(self.train_labels), self.seed, epoch)
         idx = order[i * self.batch_size : (i + 1) * self.batch_size]
-        x = self._augment(self._normalise(self.train_images[idx]), step)
+        x = self._standardise(self._augment(self._unit(self.train_images[idx]), step))
         return self.dist.shard(x), self.dist.shard(self.train_labels[idx].to(self.device))
 
     def curve_size(self, limit: int) -> int:

@@ -13,10 +13,28 @@ import torch
 from torch import nn
 
 
+def decayed_parameters(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+    """(decayed, not decayed) parameters, as TF-slim regularises them: the kernels of
+    convolutions and fully-connected layers (and of LSTMs and embeddings, the connections of the
+    other families) carry weight decay; biases, batch-norm scales and shifts, and depthwise
+    kernels do not (``mobilenet_v1_arg_scope``'s ``regularize_depthwise=False``)."""
+    decayed, plain = [], []
+    for module in model.modules():
+        for name, param in module.named_parameters(recurse=False):
+            depthwise = isinstance(module, nn.Conv2d) and module.groups > 1 \
+                and module.groups == module.in_channels
+            is_kernel = param.dim() > 1 and not isinstance(module, nn.modules.batchnorm._NormBase)
+            (decayed if is_kernel and not depthwise else plain).append(param)
+    return decayed, plain
+
+
 def build_optimizer(model: nn.Module, cfg: dict) -> torch.optim.Optimizer:
     name = cfg["name"]
-    params = model.parameters()
     wd = cfg["weight_decay"]
+    params = model.parameters()
+    if wd:
+        decayed, plain = decayed_parameters(model)
+        params = [{"params": decayed, "weight_decay": wd}, {"params": plain, "weight_decay": 0.0}]
     if name == "sgd":
         return torch.optim.SGD(
             params, lr=cfg["lr"], momentum=cfg["momentum"], weight_decay=wd, nesterov=cfg["nesterov"],
