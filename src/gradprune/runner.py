@@ -218,7 +218,7 @@ def _launched(job: dict, settings: dict, run: Run, data_files: dict, folder: Pat
               gpus: int, nodes: int, slurm_nodes: int | None) -> bool:
     """Start the workers of a multi-process job (more than one GPU or node) and wait for them;
     False when the job is one process. The job (step, run, settings, files) is handed to the
-    workers as ``folder/distributed_job.json`` (:mod:`gradprune.training.worker`)."""
+    workers as ``folder/distributed_job.json`` (:mod:`gradprune.worker`)."""
     per_node = max(1, gpus)
     if per_node * nodes == 1:
         return False

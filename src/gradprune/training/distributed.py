@@ -86,14 +86,14 @@ def init_from_env(device: torch.device) -> tuple[DistContext, torch.device]:
 def worker_command(job_path, nproc_per_node: int, nnodes: int = 1, rdzv_endpoint: str | None = None,
                    rdzv_id: str | None = None) -> list[str]:
     """The torchrun command line of one node's launcher (each worker runs
-    :mod:`gradprune.training.worker` on ``job_path``)."""
+    :mod:`gradprune.worker` on ``job_path``)."""
     cmd = [sys.executable, "-m", "torch.distributed.run"]
     if nnodes == 1:
         cmd.append("--standalone")
     else:
         cmd += [f"--nnodes={nnodes}", "--rdzv-backend=c10d", f"--rdzv-endpoint={rdzv_endpoint}",
                 f"--rdzv-id={rdzv_id}"]
-    return cmd + [f"--nproc-per-node={nproc_per_node}", "-m", "gradprune.training.worker",
+    return cmd + [f"--nproc-per-node={nproc_per_node}", "-m", "gradprune.worker",
                   str(job_path)]
 
 
