@@ -17,13 +17,20 @@ from pathlib import Path
 
 import torch
 
-from gradprune.config import SPEED_KEYS, Run, size_value, speed_defaults
+from gradprune.config import (
+    Run,
+    evaluation_config,
+    run_config,  # noqa: F401  (re-exported: runner.run_config predates gradprune.config.identity)
+    schedule_for,
+    size_value,
+    speed_defaults,
+    training_config,
+)
 from gradprune.counting import count_nnz, masks_sparsity
 from gradprune.curves import curve_table
 from gradprune.models import prune_include
 from gradprune.provenance import now, provenance
 from gradprune.pruning import GradualPruner
-from gradprune.schedule import CubicSchedule
 from gradprune.seeding import seed_everything
 from gradprune.tasks import build_task
 from gradprune.training.checkpoint import (
@@ -63,27 +70,6 @@ def configure_backends(settings: dict) -> None:
 def autocast_of(settings: dict) -> str | None:
     """``precision.autocast`` of the run (None: float32)."""
     return settings.get("precision", {}).get("autocast")
-
-
-def run_config(settings: dict, run: Run) -> dict:
-    """What determines this run: its identity and settings (the hash goes into provenance and
-    every checkpoint), with the pruning schedule it followed in full (reports redraw it)."""
-    exp = settings["experiment"]
-    cfg = {"experiment": run.experiment, "run": run.identity, "device": settings["device"],
-           "deterministic": settings["deterministic"], **exp,
-           **{k: settings[k] for k in SPEED_KEYS if k in settings}}
-    if "pruning" in exp and float(run.sparsity) > 0.0:
-        cfg["pruning"] = {**exp["pruning"], **schedule_for(exp, float(run.sparsity)).to_dict()}
-    return cfg
-
-
-def schedule_for(exp: dict, sparsity: float) -> CubicSchedule:
-    pr = exp["pruning"]
-    return CubicSchedule(
-        initial_sparsity=min(pr["initial_sparsity"], sparsity), final_sparsity=sparsity,
-        begin_step=pr["begin_step"], frequency=pr["frequency"], n_updates=pr["n_updates"],
-        exponent=pr["exponent"],
-    )
 
 
 def lr_schedule_of(exp: dict, run: Run):
@@ -136,7 +122,7 @@ def pretrain(settings: dict, run: Run, data_files: dict, out_checkpoint: Path, w
     t0 = exp["pruning"]["begin_step"]
     state = new_state(settings, run, data_files, with_pruner=False)
     ckpt = Path(work_dir) / "checkpoint.pt"
-    resume_if_possible(state, ckpt, run_identity(run_config(settings, run), None))
+    resume_if_possible(state, ckpt, run_identity(training_config(settings, run), None))
     train_steps(state, exp["train"], t0, ckpt, desc=f"{run.experiment} dense to t0={t0}",
                 autocast=autocast_of(settings))
     if state.is_main:
@@ -153,7 +139,7 @@ def train(settings: dict, run: Run, data_files: dict, out_dir: Path, init_checkp
     started = now()
     state = new_state(settings, run, data_files, with_pruner=True)
     ckpt = out_dir / "checkpoint.pt"
-    identity = run_identity(run_config(settings, run), init_checkpoint)
+    identity = run_identity(training_config(settings, run), init_checkpoint)
     if not resume_if_possible(state, ckpt, identity) and init_checkpoint is not None:
         # The dense state at t0: same weights, optimizer state, RNG and logs for every sparsity.
         state.load(load_checkpoint(init_checkpoint, map_location=state.task.device), with_pruner=False)
@@ -248,7 +234,7 @@ def evaluate(settings: dict, run: Run, data_files: dict, weights: Path, train_su
     state.model.load_state_dict(weights_state)
     metrics = state.task.evaluate(state.model, split="test")
     nnz = count_nnz(state.model, masks)
-    cfg = run_config(settings, run)
+    cfg = evaluation_config(settings, run)
     result = {
         "experiment": run.experiment,
         "family": exp["family"],

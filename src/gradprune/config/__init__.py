@@ -10,7 +10,9 @@ Snakemake starts, every job start on SLURM included):
   schema cannot say (``validate_config``);
 - :mod:`~gradprune.config.sizes`: sizes as paths write them; per-size recipes;
 - :mod:`~gradprune.config.plan`: the plan of runs (``Run``, ``plan_runs``, ``resolve_run``);
-- :mod:`~gradprune.config.settings`: the settings of one run (``run_settings``), ``config_hash``;
+- :mod:`~gradprune.config.settings`: the settings of one run (``run_settings``) and which of them
+  can change its weights or its metrics (the params of its jobs), ``config_hash``;
+- :mod:`~gradprune.config.identity`: the config a run's checkpoints and ``metrics.json`` record;
 - :mod:`~gradprune.config.resources`: the resources of a run's jobs.
 
 The names below are re-exported, so ``from gradprune.config import X`` keeps working.
@@ -24,15 +26,26 @@ from gradprune.config.compose import (
     typed_overrides,
     write_config,
 )
+from gradprune.config.identity import (
+    evaluation_config,
+    run_config,
+    schedule_for,
+    training_config,
+)
 from gradprune.config.plan import Run, experiment_of, plan_runs, resolve_run
 from gradprune.config.resources import experiment_resources, training_job_resources
 from gradprune.config.schema import PROJECT_ROOT, SCHEMA_PATH, ConfigError, load_schema
 from gradprune.config.settings import (
     MASK_KEYS,
+    OPERATIONAL_KEYS,
+    SCORING_KEYS,
     SPEED_KEYS,
     config_hash,
+    evaluation_settings,
     run_settings,
     speed_defaults,
+    training_settings,
+    without_keys,
 )
 from gradprune.config.sizes import (
     experiment_for_size,
@@ -51,10 +64,12 @@ from gradprune.config.validate import (
 )
 
 __all__ = [
-    "DEFAULT_PRESET", "FAMILY_DATASETS", "FAMILY_MODELS", "MASK_KEYS", "PROJECT_ROOT", "SCHEMA_PATH",
-    "SIZE_MEANING", "SPEED_KEYS", "ConfigError", "Run", "compose_config", "config_hash",
-    "deep_merge", "experiment_for_size", "experiment_of", "experiment_resources", "fmt_num",
-    "fmt_sparsity", "load_config", "load_schema", "model_sizes", "plan_runs", "prunable_sizes",
-    "read_config_file", "resolve_run", "run_settings", "size_value", "speed_defaults",
-    "training_job_resources", "typed_overrides", "validate_config", "write_config",
+    "DEFAULT_PRESET", "FAMILY_DATASETS", "FAMILY_MODELS", "MASK_KEYS", "OPERATIONAL_KEYS",
+    "PROJECT_ROOT", "SCHEMA_PATH", "SCORING_KEYS", "SIZE_MEANING", "SPEED_KEYS", "ConfigError",
+    "Run", "compose_config", "config_hash", "deep_merge", "evaluation_config",
+    "evaluation_settings", "experiment_for_size", "experiment_of", "experiment_resources",
+    "fmt_num", "fmt_sparsity", "load_config", "load_schema", "model_sizes", "plan_runs",
+    "prunable_sizes", "read_config_file", "resolve_run", "run_config", "run_settings",
+    "schedule_for", "size_value", "speed_defaults", "training_config", "training_job_resources",
+    "training_settings", "typed_overrides", "validate_config", "without_keys", "write_config",
 ]

@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from gradprune.atomic import remove_leftovers
 from gradprune.counting import masks_sparsity
+from gradprune.curves import CURVE_SIZE
 from gradprune.pruning import GradualPruner
 from gradprune.training.checkpoint import identity_mismatch, load_checkpoint, save_checkpoint
 from gradprune.training.optim import run_lr, set_lr
@@ -173,9 +174,10 @@ def train_steps(
             bar.set_postfix(loss=f"{mean_loss:.3f}", lr=f"{lr:.3g}")
             logs.loss_sum, logs.loss_count = 0.0, 0
         if task.curve_metric and state.is_main and (state.step % eval_every == 0 or state.step == end_step):
-            metrics = task.evaluate(model, split="valid", limit=train_cfg["eval_curve_examples"])
+            limit = train_cfg["eval_curve_examples"]
+            metrics = task.evaluate(model, split="valid", limit=limit)
             model.train()
-            state.logs.eval.append({"step": step, **metrics})
+            state.logs.eval.append({"step": step, CURVE_SIZE: task.curve_size(limit), **metrics})
         now = time.perf_counter()
         state.logs.wall_time_s += now - t_last
         t_last = now
