@@ -31,7 +31,7 @@ from gradprune.curves import curve_table
 from gradprune.models import prune_include
 from gradprune.provenance import now, provenance
 from gradprune.pruning import GradualPruner
-from gradprune.seeding import seed_everything
+from gradprune.seeding import seed_everything, seed_rank
 from gradprune.tasks import build_task
 from gradprune.training.checkpoint import (
     export_weights,
@@ -107,6 +107,7 @@ def new_state(settings: dict, run: Run, data_files: dict, with_pruner: bool) -> 
         )
     seed_everything(run.seed)  # the same initial weights on every rank
     model = task.build_model(size_value(run.size)).to(device)
+    seed_rank(run.seed, ctx.rank)  # and from here each rank's own dropout masks
     optimizer = build_optimizer(model, exp["train"]["optimizer"])
     pruner = make_pruner(exp, model, float(run.sparsity), optimizer) if with_pruner else None
     forward = None
@@ -125,8 +126,9 @@ def pretrain(settings: dict, run: Run, data_files: dict, out_checkpoint: Path, w
     resume_if_possible(state, ckpt, run_identity(training_config(settings, run), None))
     train_steps(state, exp["train"], t0, ckpt, desc=f"{run.experiment} dense to t0={t0}",
                 autocast=autocast_of(settings))
+    payload = state.checkpoint_state()  # a collective: every rank's generator state
     if state.is_main:
-        save_checkpoint(state.state_dict(), out_checkpoint)
+        save_checkpoint(payload, out_checkpoint)
         _remove_checkpoint(ckpt)
     state.task.dist.barrier()
 
