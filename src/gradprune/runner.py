@@ -60,11 +60,16 @@ def configure_torch(threads: int, deterministic: bool) -> None:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
 
-def configure_backends(settings: dict) -> None:
-    """The run's cuDNN settings (``cudnn``; absent: the defaults, which are PyTorch's)."""
-    cudnn = {**speed_defaults()["cudnn"], **settings.get("cudnn", {})}
+def configure_backends(settings: dict, device: torch.device | None = None) -> None:
+    """The run's cuDNN settings (``cudnn``) and, on a GPU, the precision of its float32 matmuls
+    (``precision.matmul``); absent: the defaults, which are PyTorch's."""
+    defaults = speed_defaults()
+    cudnn = {**defaults["cudnn"], **settings.get("cudnn", {})}
     torch.backends.cudnn.benchmark = cudnn["benchmark"]
     torch.backends.cudnn.allow_tf32 = cudnn["allow_tf32"]
+    matmul = {**defaults["precision"], **settings.get("precision", {})}["matmul"]
+    on_gpu = device is not None and torch.device(device).type == "cuda"
+    torch.set_float32_matmul_precision(matmul if on_gpu else "highest")
 
 
 def autocast_of(settings: dict) -> str | None:
@@ -97,8 +102,9 @@ def make_pruner(exp: dict, model, sparsity: float, optimizer=None) -> GradualPru
 def new_state(settings: dict, run: Run, data_files: dict, with_pruner: bool) -> TrainState:
     """The model, optimizer, pruner and task of ``run`` as its settings build them (seeded)."""
     exp = settings["experiment"]
-    configure_backends(settings)
-    ctx, device = init_from_env(resolve_device(settings["device"]))
+    device = resolve_device(settings["device"])
+    configure_backends(settings, device)
+    ctx, device = init_from_env(device)
     task = build_task(exp, data_files, device, run.seed, dist=ctx)
     if ctx.enabled and not task.supports_sharding:
         raise NotImplementedError(
