@@ -1,6 +1,7 @@
-"""One paper-preset training step in float32 and under bf16 autocast (``precision.autocast``).
+"""One paper-preset training step in float32, with TF32 matmuls (``precision.matmul: high``) and
+under bf16 autocast (``precision.autocast``).
 
-    python benchmarks/bench_precision.py --device cuda                 # Zaremba-large and GNMT-1024
+    python benchmarks/bench_precision.py --device cuda --precisions fp32,tf32,bf16
     python benchmarks/bench_precision.py --device cuda --cudnn-benchmark
     python benchmarks/bench_precision.py --device cpu --small --precisions fp32   # a smoke run
 
@@ -22,6 +23,7 @@ import time
 import torch
 import torch.nn.functional as F
 
+from gradprune.config import validate_config
 from gradprune.models import prune_include
 from gradprune.models.gnmt import gnmt
 from gradprune.models.lstm_lm import lstm_lm
@@ -32,7 +34,8 @@ from gradprune.tasks.lm import model_hparams
 from gradprune.training.loop import TrainState, train_steps
 from gradprune.training.optim import build_optimizer
 
-PRECISIONS = {"fp32": None, "bf16": "bf16"}
+# name -> (precision.autocast, precision.matmul) as the config sets them (cuDNN at its defaults)
+PRECISIONS = {"fp32": (None, "highest"), "tf32": (None, "high"), "bf16": ("bf16", "highest")}
 
 
 class FixedBatch(Task):
@@ -77,13 +80,25 @@ def setups(args) -> list[tuple[str, str, callable, tuple, float]]:
     ]
 
 
+def train_config(clip: float) -> dict:
+    """A ``train`` section as a job receives it (validated, the schema's defaults filled in): SGD
+    with momentum, no decay, logs and curves never (the loop's steps only)."""
+    exp = {"family": "lm", "dataset": "ptb", "model": "lstm_lm", "large": {"size": 8, "sparsities": [0.0]},
+           "pruning": {"begin_step": 1, "frequency": 1, "n_updates": 1},
+           "train": {"total_steps": 2 * 10**6, "batch_size": 20, "grad_clip_norm": clip,
+                     "optimizer": {"name": "sgd", "lr": 0.1, "momentum": 0.9},
+                     "log_every": 10**9, "eval_every": 10**9, "checkpoint_every": 10**9}}
+    return validate_config({"preset": "bench", "experiments": {"bench": exp}})["experiments"]["bench"]["train"]
+
+
 def bench(label, name, build, batch, clip, args) -> None:
     device = torch.device(args.device)
+    cfg = train_config(clip)
     states, times = {}, {}
     for precision in args.precisions:
         torch.manual_seed(0)
         model = build().to(device)
-        opt = build_optimizer(model, {"name": "sgd", "lr": 0.1, "momentum": 0.9})
+        opt = build_optimizer(model, cfg["optimizer"])
         pruner = GradualPruner(model, CubicSchedule(0.0, 0.9, 0, 1, 0), include=prune_include(name),
                                optimizer=opt)
         pruner.prune_to(0.9)
@@ -91,15 +106,14 @@ def bench(label, name, build, batch, clip, args) -> None:
         # far past the schedule's end: no mask update, the masks are only kept
         states[precision] = TrainState(model, opt, pruner, task, step=10**6)
         times[precision] = []
-    cfg = {"optimizer": {"name": "sgd", "lr": 0.1}, "total_steps": 2 * 10**6,
-           "grad_clip_norm": clip, "log_every": 10**9,
-           "eval_every": 10**9}
     for round_ in range(args.warmup + args.rounds):
         for precision, state in states.items():
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
+            autocast, matmul = PRECISIONS[precision]
+            torch.set_float32_matmul_precision(matmul)
             t0 = time.perf_counter()
-            train_steps(state, cfg, state.step + args.steps, autocast=PRECISIONS[precision])
+            train_steps(state, cfg, state.step + args.steps, autocast=autocast)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             if round_ >= args.warmup:
@@ -108,9 +122,10 @@ def bench(label, name, build, batch, clip, args) -> None:
     exact = all(not bool(dict(s.model.named_parameters())[n].detach()[~m].any())
                 for s in states.values() for n, m in s.pruner.masks().items())
     cells = [f"{medians[p]:.1f} ms" for p in args.precisions]
-    ratio = (f"{medians['bf16'] / medians['fp32']:.3f}" if {"fp32", "bf16"} <= set(medians)
-             else "-")
-    print(f"| {label} | {' | '.join(cells)} | {ratio} | {'yes' if exact else 'NO'} |", flush=True)
+    ratios = [f"{medians[p] / medians['fp32']:.3f}" if {"fp32", p} <= set(medians) else "-"
+              for p in ("tf32", "bf16")]
+    print(f"| {label} | {' | '.join(cells)} | {' | '.join(ratios)} | {'yes' if exact else 'NO'} |",
+          flush=True)
 
 
 def main() -> None:
@@ -132,8 +147,8 @@ def main() -> None:
     torch.backends.cudnn.benchmark = args.cudnn_benchmark
     print(f"device {args.device}, torch {torch.__version__}, cudnn.benchmark "
           f"{args.cudnn_benchmark}, {args.rounds} rounds of {args.steps} steps")
-    print(f"| model | {' | '.join(args.precisions)} | bf16/fp32 | pruned zeros exact |")
-    print("| --- |" + " --- |" * (len(args.precisions) + 2))
+    print(f"| model | {' | '.join(args.precisions)} | tf32/fp32 | bf16/fp32 | pruned zeros exact |")
+    print("| --- |" + " --- |" * (len(args.precisions) + 3))
     for setup in setups(args):
         bench(*setup, args)
 

@@ -4,12 +4,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
 from gradprune import runner
-from gradprune.config import Run, experiment_resources
+from gradprune.config import Run, experiment_resources, run_settings
 from gradprune.workflow import logged_to
 
 sm = snakemake  # noqa: F821
 with logged_to(sm.log[0]):
-    run, settings = Run.from_dict(sm.params.run), sm.params.settings
+    run = Run.from_dict(sm.params.run)
+    # params.settings: the part Snakemake tracks (reruns); the job runs with the full settings
+    settings = run_settings(sm.config, run)
     res = experiment_resources(sm.config, run.experiment, run.size)
     runner.configure_torch(sm.threads, settings["deterministic"])
     out = Path(sm.output.checkpoint)

@@ -338,4 +338,4 @@ def test_launcher_per_node_command():
                        "--kill-on-bad-exit=1", "--export=ALL"]
     assert cmd[8:] == ["-m", "torch.distributed.run", "--nnodes=2", "--rdzv-backend=c10d",
                        "--rdzv-endpoint=node1:29400", "--rdzv-id=gp-123", "--nproc-per-node=4",
-                       "-m", "gradprune.training.worker", "job.json"]
+                       "-m", "gradprune.worker", "job.json"]

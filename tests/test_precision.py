@@ -114,7 +114,8 @@ def test_speed_options_enter_a_run_settings_only_when_set():
     plain = run_settings(base, run)
     assert "precision" not in plain and "cudnn" not in plain  # defaults: identity unchanged
     bf16 = run_settings(validate_config({**base, "precision": {"autocast": "bf16"}}), run)
-    assert bf16["precision"] == {"autocast": "bf16"} and runner.autocast_of(bf16) == "bf16"
+    assert bf16["precision"] == {"autocast": "bf16", "matmul": "highest"}
+    assert runner.autocast_of(bf16) == "bf16"
     bench = run_settings(validate_config({**base, "cudnn": {"benchmark": True}}), run)
     assert bench["cudnn"] == {"benchmark": True, "allow_tf32": True}
     # the config hash of provenance and checkpoints follows

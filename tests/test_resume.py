@@ -27,7 +27,7 @@ from tests.workflow_helpers import load_preset
 
 from gradprune import runner
 from gradprune.atomic import write_bytes
-from gradprune.config import Run, run_settings, validate_config
+from gradprune.config import Run, run_settings, training_config, validate_config
 from gradprune.data.lm import prepare_lm_corpus
 from gradprune.data.vision import prepare_fashion_mnist
 from gradprune.tasks.lm import LanguageModelTask
@@ -276,7 +276,7 @@ def _identity(lr=0.05, init=None, **resources):
 def _vision_identity(config: dict, init=None) -> dict:
     """The identity a checkpoint of VISION_RUN under ``config`` records."""
     settings = run_settings(validate_config(config), VISION_RUN)
-    return run_identity(runner.run_config(settings, VISION_RUN), init)
+    return run_identity(training_config(settings, VISION_RUN), init)
 
 
 def test_identity_names_what_changed_and_ignores_what_cannot_change_numbers(tmp_path):

@@ -38,10 +38,19 @@ def curve_scope(family: str | None, n: int | None) -> str:
     return f"first {n} {CURVE_UNITS.get(family or '', 'held-out examples')}"
 
 
+#: the key of a logged curve point that holds how many units it scored
+CURVE_SIZE = "curve_size"
+
+
 def curve_table(rows: list[dict], n: int) -> tuple[list[str], list[dict]]:
-    """``(fields, rows)`` of eval.csv from the logged ``{"step", <metric>: value}`` rows: every
-    metric the curve evaluation returned, renamed with ``n``."""
-    metrics = list(dict.fromkeys(k for row in rows for k in row if k != "step"))
-    renamed = [{"step": row["step"], **{curve_column(k, n): v for k, v in row.items() if k != "step"}}
-               for row in rows]
-    return ["step"] + [curve_column(m, n) for m in metrics], renamed
+    """``(fields, rows)`` of eval.csv from the logged ``{"step", "curve_size", <metric>: value}``
+    rows: every metric the curve evaluation returned, renamed with the size the point scored
+    (``n`` for a point logged without one). A run whose curve size changed midway
+    (``train.eval_curve_examples`` is not part of a run's identity) gets one column per size."""
+    def named(row):
+        size = row.get(CURVE_SIZE, n)
+        return {curve_column(k, size): v for k, v in row.items() if k not in ("step", CURVE_SIZE)}
+
+    renamed = [{"step": row["step"], **named(row)} for row in rows]
+    fields = list(dict.fromkeys(k for row in renamed for k in row if k != "step"))
+    return ["step"] + fields, renamed

@@ -25,10 +25,14 @@ WILDCARDS = {
 }
 
 _RUN = "{experiment}/{model}-{size}"
-RUN_DIR = f"{RESULTS}/{_RUN}/sparsity-{{sparsity}}/seed-{{seed}}"
+_ONE_RUN = f"{_RUN}/sparsity-{{sparsity}}/seed-{{seed}}"
+RUN_DIR = f"{RESULTS}/{_ONE_RUN}"
 # The large model trained densely up to the first pruning step t0, shared by all its sparsities.
 PRETRAIN_DIR = f"{RESULTS}/{_RUN}/pretrain/seed-{{seed}}"
-RUN_FIGURE_DIR = f"{FIGURES}/{_RUN}/sparsity-{{sparsity}}/seed-{{seed}}"
+RUN_FIGURE_DIR = f"{FIGURES}/{_ONE_RUN}"
+# The log and benchmark of the job that draws one run's figures (rule run_figures).
+RUN_FIGURES_LOG = f"logs/report/{_ONE_RUN}.log"
+RUN_FIGURES_BENCHMARK = f"logs/benchmarks/report/{_ONE_RUN}.tsv"
 
 
 def _regex(pattern: str) -> re.Pattern:

@@ -17,14 +17,21 @@ from pathlib import Path
 
 import torch
 
-from gradprune.config import SPEED_KEYS, Run, size_value, speed_defaults
+from gradprune.config import (
+    Run,
+    evaluation_config,
+    run_config,  # noqa: F401  (re-exported: runner.run_config predates gradprune.config.identity)
+    schedule_for,
+    size_value,
+    speed_defaults,
+    training_config,
+)
 from gradprune.counting import count_nnz, masks_sparsity
 from gradprune.curves import curve_table
 from gradprune.models import prune_include
 from gradprune.provenance import now, provenance
 from gradprune.pruning import GradualPruner
-from gradprune.schedule import CubicSchedule
-from gradprune.seeding import seed_everything
+from gradprune.seeding import seed_everything, seed_rank
 from gradprune.tasks import build_task
 from gradprune.training.checkpoint import (
     export_weights,
@@ -53,37 +60,21 @@ def configure_torch(threads: int, deterministic: bool) -> None:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
 
-def configure_backends(settings: dict) -> None:
-    """The run's cuDNN settings (``cudnn``; absent: the defaults, which are PyTorch's)."""
-    cudnn = {**speed_defaults()["cudnn"], **settings.get("cudnn", {})}
+def configure_backends(settings: dict, device: torch.device | None = None) -> None:
+    """The run's cuDNN settings (``cudnn``) and, on a GPU, the precision of its float32 matmuls
+    (``precision.matmul``); absent: the defaults, which are PyTorch's."""
+    defaults = speed_defaults()
+    cudnn = {**defaults["cudnn"], **settings.get("cudnn", {})}
     torch.backends.cudnn.benchmark = cudnn["benchmark"]
     torch.backends.cudnn.allow_tf32 = cudnn["allow_tf32"]
+    matmul = {**defaults["precision"], **settings.get("precision", {})}["matmul"]
+    on_gpu = device is not None and torch.device(device).type == "cuda"
+    torch.set_float32_matmul_precision(matmul if on_gpu else "highest")
 
 
 def autocast_of(settings: dict) -> str | None:
     """``precision.autocast`` of the run (None: float32)."""
     return settings.get("precision", {}).get("autocast")
-
-
-def run_config(settings: dict, run: Run) -> dict:
-    """What determines this run: its identity and settings (the hash goes into provenance and
-    every checkpoint), with the pruning schedule it followed in full (reports redraw it)."""
-    exp = settings["experiment"]
-    cfg = {"experiment": run.experiment, "run": run.identity, "device": settings["device"],
-           "deterministic": settings["deterministic"], **exp,
-           **{k: settings[k] for k in SPEED_KEYS if k in settings}}
-    if "pruning" in exp and float(run.sparsity) > 0.0:
-        cfg["pruning"] = {**exp["pruning"], **schedule_for(exp, float(run.sparsity)).to_dict()}
-    return cfg
-
-
-def schedule_for(exp: dict, sparsity: float) -> CubicSchedule:
-    pr = exp["pruning"]
-    return CubicSchedule(
-        initial_sparsity=min(pr["initial_sparsity"], sparsity), final_sparsity=sparsity,
-        begin_step=pr["begin_step"], frequency=pr["frequency"], n_updates=pr["n_updates"],
-        exponent=pr["exponent"],
-    )
 
 
 def lr_schedule_of(exp: dict, run: Run):
@@ -111,8 +102,9 @@ def make_pruner(exp: dict, model, sparsity: float, optimizer=None) -> GradualPru
 def new_state(settings: dict, run: Run, data_files: dict, with_pruner: bool) -> TrainState:
     """The model, optimizer, pruner and task of ``run`` as its settings build them (seeded)."""
     exp = settings["experiment"]
-    configure_backends(settings)
-    ctx, device = init_from_env(resolve_device(settings["device"]))
+    device = resolve_device(settings["device"])
+    configure_backends(settings, device)
+    ctx, device = init_from_env(device)
     task = build_task(exp, data_files, device, run.seed, dist=ctx)
     if ctx.enabled and not task.supports_sharding:
         raise NotImplementedError(
@@ -121,6 +113,7 @@ def new_state(settings: dict, run: Run, data_files: dict, with_pruner: bool) -> 
         )
     seed_everything(run.seed)  # the same initial weights on every rank
     model = task.build_model(size_value(run.size)).to(device)
+    seed_rank(run.seed, ctx.rank)  # and from here each rank's own dropout masks
     optimizer = build_optimizer(model, exp["train"]["optimizer"])
     pruner = make_pruner(exp, model, float(run.sparsity), optimizer) if with_pruner else None
     forward = None
@@ -136,11 +129,12 @@ def pretrain(settings: dict, run: Run, data_files: dict, out_checkpoint: Path, w
     t0 = exp["pruning"]["begin_step"]
     state = new_state(settings, run, data_files, with_pruner=False)
     ckpt = Path(work_dir) / "checkpoint.pt"
-    resume_if_possible(state, ckpt, run_identity(run_config(settings, run), None))
+    resume_if_possible(state, ckpt, run_identity(training_config(settings, run), None))
     train_steps(state, exp["train"], t0, ckpt, desc=f"{run.experiment} dense to t0={t0}",
                 autocast=autocast_of(settings))
+    payload = state.checkpoint_state()  # a collective: every rank's generator state
     if state.is_main:
-        save_checkpoint(state.state_dict(), out_checkpoint)
+        save_checkpoint(payload, out_checkpoint)
         _remove_checkpoint(ckpt)
     state.task.dist.barrier()
 
@@ -153,7 +147,7 @@ def train(settings: dict, run: Run, data_files: dict, out_dir: Path, init_checkp
     started = now()
     state = new_state(settings, run, data_files, with_pruner=True)
     ckpt = out_dir / "checkpoint.pt"
-    identity = run_identity(run_config(settings, run), init_checkpoint)
+    identity = run_identity(training_config(settings, run), init_checkpoint)
     if not resume_if_possible(state, ckpt, identity) and init_checkpoint is not None:
         # The dense state at t0: same weights, optimizer state, RNG and logs for every sparsity.
         state.load(load_checkpoint(init_checkpoint, map_location=state.task.device), with_pruner=False)
@@ -218,7 +212,7 @@ def _launched(job: dict, settings: dict, run: Run, data_files: dict, folder: Pat
               gpus: int, nodes: int, slurm_nodes: int | None) -> bool:
     """Start the workers of a multi-process job (more than one GPU or node) and wait for them;
     False when the job is one process. The job (step, run, settings, files) is handed to the
-    workers as ``folder/distributed_job.json`` (:mod:`gradprune.training.worker`)."""
+    workers as ``folder/distributed_job.json`` (:mod:`gradprune.worker`)."""
     per_node = max(1, gpus)
     if per_node * nodes == 1:
         return False
@@ -248,7 +242,7 @@ def evaluate(settings: dict, run: Run, data_files: dict, weights: Path, train_su
     state.model.load_state_dict(weights_state)
     metrics = state.task.evaluate(state.model, split="test")
     nnz = count_nnz(state.model, masks)
-    cfg = run_config(settings, run)
+    cfg = evaluation_config(settings, run)
     result = {
         "experiment": run.experiment,
         "family": exp["family"],

@@ -10,12 +10,14 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from gradprune.config import (  # noqa: E402
     ConfigError,
     compose_config,
+    evaluation_settings,
     experiment_of,
     experiment_resources,
     plan_runs,
     resolve_run,
     run_settings,
     training_job_resources,
+    training_settings,
     validate_config,
 )
 from gradprune.layout import WILDCARDS  # noqa: E402
@@ -94,6 +96,18 @@ def pretrain_run(wildcards):
         )
     except ConfigError as err:
         refuse(err)
+
+
+def trains_with(run):
+    """The params of a training job: the run's settings that can change its weights (a change
+    retrains). The job reads its full settings, operational keys included, from the config."""
+    return training_settings(run_settings(config, run))
+
+
+def scores_with(run):
+    """The params of a job that scores a run's weights: the settings that can change its metrics
+    (a change rescores, never retrains)."""
+    return evaluation_settings(run_settings(config, run))
 
 
 def exp_of(wildcards):

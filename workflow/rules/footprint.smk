@@ -28,7 +28,7 @@ rule footprint:
         gpu=resource("gpu"),
     params:
         run=lambda wc: the_run(wc).to_dict(),
-        settings=lambda wc: run_settings(config, the_run(wc)),
+        settings=lambda wc: scores_with(the_run(wc)),
         pruning=lambda wc: experiment_for_size(exp_of(wc), wc.size)["pruning"],
     script:
         "../../scripts/footprint.py"
@@ -54,7 +54,7 @@ rule latency:
         runtime=30,
     params:
         run=lambda wc: the_run(wc).to_dict(),
-        settings=lambda wc: run_settings(config, the_run(wc)),
+        settings=lambda wc: scores_with(the_run(wc)),
         pruning=lambda wc: experiment_for_size(exp_of(wc), wc.size)["pruning"],
         measurement=config["footprint"],
     script:

@@ -2,6 +2,12 @@
 # per-run figures; all carry report captions.
 import re
 
+from gradprune.layout import (
+    RUN_DIR,
+    RUN_FIGURE_DIR,
+    RUN_FIGURES_BENCHMARK,
+    RUN_FIGURES_LOG,
+)
 from gradprune.workflow import TABLE_KINDS, all_metrics, experiment_metrics
 
 # The experiment wildcard of tables and figures matches the preset's experiments only (so that
@@ -140,7 +146,7 @@ rule run_figures:
     output:
         [
             report(
-                f"results/figures/{{experiment}}/{{model}}-{{size}}/sparsity-{{sparsity}}/seed-{{seed}}/{name}.png",
+                f"{RUN_FIGURE_DIR}/{name}.png",
                 caption=f"../report/{name}.rst",
                 category="Runs",
                 subcategory="{experiment}",
@@ -153,14 +159,11 @@ rule run_figures:
             )
             for name in RUN_FIGURES
         ],
-        [
-            f"results/figures/{{experiment}}/{{model}}-{{size}}/sparsity-{{sparsity}}/seed-{{seed}}/{name}.pdf"
-            for name in RUN_FIGURES
-        ],
+        [f"{RUN_FIGURE_DIR}/{name}.pdf" for name in RUN_FIGURES],
     log:
-        "logs/report/{experiment}/{model}-{size}/sparsity-{sparsity}/seed-{seed}.log",
+        RUN_FIGURES_LOG,
     benchmark:
-        "logs/benchmarks/report/{experiment}/{model}-{size}/sparsity-{sparsity}/seed-{seed}.tsv"
+        RUN_FIGURES_BENCHMARK
     localrule: True
     conda:
         "../../envs/report.yaml"

@@ -1,6 +1,8 @@
 # Dense training to t0, gradual pruning (or dense / small-dense training) to the end, evaluation.
-# Each job gets its Run (what it is) and its settings (how it trains: gradprune.config.run_settings),
-# so Snakemake reruns a run exactly when its own settings change.
+# Each job's params are its Run (what it is) and the part of its settings that can change what it
+# computes (trains_with, scores_with in common.smk), so Snakemake reruns a job exactly when those
+# change; the scripts read the full settings (gradprune.config.run_settings) from the config, so
+# operational keys (checkpoint_every, log_every, ...) reach a job without rerunning it.
 from gradprune.layout import PRETRAIN_DIR, RUN_DIR
 
 
@@ -27,7 +29,7 @@ rule pretrain:
         mpi=job_resource("mpi"),
     params:
         run=lambda wc: pretrain_run(wc).identity,
-        settings=lambda wc: run_settings(config, pretrain_run(wc)),
+        settings=lambda wc: trains_with(pretrain_run(wc)),
     script:
         "../../scripts/pretrain.py"
 
@@ -59,7 +61,7 @@ rule train:
         mpi=job_resource("mpi"),
     params:
         run=lambda wc: the_run(wc).identity,
-        settings=lambda wc: run_settings(config, the_run(wc)),
+        settings=lambda wc: trains_with(the_run(wc)),
     script:
         "../../scripts/train.py"
 
@@ -90,6 +92,6 @@ rule evaluate:
         gpu=resource("gpu"),
     params:
         run=lambda wc: the_run(wc).to_dict(),
-        settings=lambda wc: run_settings(config, the_run(wc)),
+        settings=lambda wc: scores_with(the_run(wc)),
     script:
         "../../scripts/evaluate.py"

@@ -16,6 +16,10 @@ Architecture (``num_layers`` encoder and decoder layers, ``units`` everywhere):
   small model on a short run learned a target-side language model and ignored the source (training
   loss equal with the real and with shuffled sources; measured on Multi30k, 128 units).
 - Dropout (``dropout``) on every cell's input, as TF NMT's ``DropoutWrapper(input_keep_prob)``.
+- Teacher forcing (:meth:`Decoder.forward_sequence`) steps only the bottom cell through time: the
+  attention, and so every upper cell's input at step t, depends on the bottom cell alone, so once
+  its loop is done each upper cell runs over the whole sequence in one LSTM call (cuDNN on a GPU)
+  with the same parameters. Decoding (:meth:`Decoder.step`) steps every cell, one token at a time.
 - Every parameter initialised uniformly in [-0.1, 0.1] (TF NMT ``init_op: uniform``), except the
   attention's ``g`` (sqrt(1/units)) and ``b`` (0), as TF; the forget gates start with bias +1, as
   TF's ``BasicLSTMCell(forget_bias=1.0)``.
@@ -41,6 +45,7 @@ dense (2,172,929 + 73,728 weights at 1024 units). NNZ of the 1024-unit model at 
 from __future__ import annotations
 
 import math
+import warnings
 from typing import NamedTuple
 
 import torch
@@ -146,6 +151,23 @@ class Decoder(nn.Module):
             return list(encoder_state), zeros
         return [(zeros, zeros) for _ in self.cells], zeros
 
+    def forward_sequence(self, emb, state: State, attention, keys, memory, mask) -> torch.Tensor:
+        """Teacher forcing: emb (B, T, U) -> the top cell's outputs (B, T, U), the same as
+        :meth:`step` at every t (to float rounding) but with only the bottom cell in the loop.
+        Dropout draws its masks in another order than stepping would (per layer, not per step)."""
+        h, c = state[0]
+        bottom, contexts = [], []
+        for t in range(emb.shape[1]):
+            h, c = self.cells[0](self.drop(torch.cat([emb[:, t], attention], dim=1)), (h, c))
+            attention, _ = self.attention(h, keys, memory, mask)
+            bottom.append(h)
+            contexts.append(attention)
+        x, context = torch.stack(bottom, dim=1), torch.stack(contexts, dim=1)
+        for i in range(1, len(self.cells)):
+            out = _lstm_over_sequence(self.cells[i], self.drop(torch.cat([x, context], dim=2)), state[i])
+            x = out + x if i >= self.residual_from else out
+        return x
+
     def step(self, emb, state: State, attention, keys, memory, mask):
         """One time step: emb (B, U) -> (top output (B, U), new state, new attention (B, U))."""
         h, c = self.cells[0](self.drop(torch.cat([emb, attention], dim=1)), state[0])
@@ -157,6 +179,24 @@ class Decoder(nn.Module):
             new_state.append((h, c))
             x = h + x if i >= self.residual_from else h
         return x, new_state, attention
+
+
+def _lstm_over_sequence(cell: nn.LSTMCell, inputs: torch.Tensor, state) -> torch.Tensor:
+    """``cell`` applied at every step of ``inputs`` (B, T, in) from ``state`` (h, c): the outputs
+    (B, T, units). One call of the LSTM operator nn.LSTM runs (cuDNN on a GPU), on the cell's own
+    parameters: an nn.LSTM module would hold a second copy of them under other names (the state
+    dict, the pruning patterns and the masks are the cell's)."""
+    h0, c0 = state
+    weights = [cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh]
+    with warnings.catch_warnings():
+        # cuDNN copies the four tensors into one buffer per call (they are not one chunk): a few
+        # MB per layer, against the step loop it replaces
+        warnings.filterwarnings("ignore", message="RNN module weights are not part of single")
+        # (has_biases, num_layers, dropout, train: as nn.LSTM passes its training flag, which
+        # cuDNN needs to keep what the backward pass reads; bidirectional, batch_first)
+        out, _, _ = torch.lstm(inputs, (h0.unsqueeze(0), c0.unsqueeze(0)), weights, True, 1, 0.0,
+                               cell.training, False, True)
+    return out
 
 
 class Encoded(NamedTuple):
@@ -220,12 +260,9 @@ class GNMT(nn.Module):
         enc = self.encode(src, src_lengths)
         dec = self.decoder
         state, attention = self.start(enc)
-        emb = dec.embedding(tgt_in)
-        outputs = []
-        for t in range(tgt_in.shape[1]):
-            out, state, attention = dec.step(emb[:, t], state, attention, enc.keys, enc.memory, enc.mask)
-            outputs.append(out)
-        return dec.projection(torch.stack(outputs, dim=1))
+        top = dec.forward_sequence(dec.embedding(tgt_in), state, attention, enc.keys, enc.memory,
+                                   enc.mask)
+        return dec.projection(top)
 
     def loss(self, src, src_lengths, tgt_in, tgt_out, label_smoothing: float = 0.0,
              form: str = "sum_per_sentence", forward=None) -> torch.Tensor:

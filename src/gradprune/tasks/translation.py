@@ -115,14 +115,16 @@ class TranslationTask(Task):
         n = len(src)
         subset = experiment["train"]["train_subset"]
         idx = torch.arange(min(n, subset) if subset else n)
-        max_len = self.cfg["max_train_len"]
-        keep = (src.lengths[idx] <= max_len) & (tgt.lengths[idx] <= max_len) & (src.lengths[idx] > 0)
+        # TF NMT (iterator_utils.get_iterator): pairs with an empty side are dropped, the others
+        # truncated to src_max_len / tgt_max_len tokens (max_train_len), not dropped
+        self.max_len = self.cfg["max_train_len"]
+        keep = (src.lengths[idx] > 0) & (tgt.lengths[idx] > 0)
         self.train_index = idx[keep]
         self.train_src, self.train_tgt = src, tgt
         self.batch_size = experiment["train"]["batch_size"]
         if len(self.train_index) < self.batch_size:
-            raise ValueError(f"{len(self.train_index)} training pairs (after max_train_len "
-                             f"{max_len}) is less than one batch of {self.batch_size}")
+            raise ValueError(f"{len(self.train_index)} training pairs (without those with an empty "
+                             f"side) is less than one batch of {self.batch_size}")
         self.eval_batch_size = experiment["train"]["eval_batch_size"]
         self.label_smoothing = experiment["train"]["label_smoothing"]
         self._epoch_batches: tuple[int, list[torch.Tensor]] | None = None
@@ -146,6 +148,7 @@ class TranslationTask(Task):
         order = epoch_permutation(n, self.seed, epoch)[: self.steps_per_epoch * bs]
         ids = self.train_index[order]
         length = torch.maximum(self.train_src.lengths[ids], self.train_tgt.lengths[ids])
+        length = length.clamp(max=self.max_len)  # the lengths it trains on
         chunk = bs * BUCKET_BATCHES
         batches = []
         for start in range(0, len(order), chunk):
@@ -163,14 +166,19 @@ class TranslationTask(Task):
         return self.train_index[self.epoch_batches(epoch)[i]]
 
     def batch(self, step: int):
-        """(src, src_len, tgt_in, tgt_out) of step ``step``: this rank's pairs under DDP."""
+        """(src, src_len, tgt_in, tgt_out) of step ``step``: this rank's pairs under DDP, each
+        side truncated to ``max_train_len`` tokens."""
         ids = self.dist.shard(self.batch_pairs(step)).tolist()
-        src, src_len = pad_batch(self.train_src.get(ids))
-        tgt = self.train_tgt.get(ids)
+        src, src_len = pad_batch([s[: self.max_len] for s in self.train_src.get(ids)])
+        tgt = [t[: self.max_len] for t in self.train_tgt.get(ids)]
         tgt_in, _ = pad_batch(tgt, prefix=BOS)
         tgt_out, _ = pad_batch(tgt, suffix=EOS)
         dev = self.device
         return src.to(dev), src_len, tgt_in.to(dev), tgt_out.to(dev)
+
+    def target_tokens(self, pairs: torch.Tensor) -> int:
+        """Target tokens the loss counts for ``pairs``: each truncated target and its EOS."""
+        return int(self.train_tgt.lengths[pairs].clamp(max=self.max_len).sum()) + len(pairs)
 
     def train_loss(self, model, step):
         src, src_len, tgt_in, tgt_out = self.batch(step)
@@ -178,11 +186,11 @@ class TranslationTask(Task):
         loss = net.loss(src, src_len, tgt_in, tgt_out, self.label_smoothing,
                         form=self.cfg["loss"], forward=model)
         if self.dist.enabled and self.cfg["loss"] == "mean_per_token":
-            # this rank's token mean -> its tokens' loss over 1/W of the global batch's tokens
-            # (every target token plus the EOS of each sentence)
-            global_tokens = int(self.train_tgt.lengths[self.batch_pairs(step)].sum()) + self.batch_size
-            local_tokens = int((tgt_out != PAD).sum())
-            loss = loss * (local_tokens * self.dist.world_size / global_tokens)
+            # this rank's token mean -> its tokens' loss over 1/W of the global batch's tokens,
+            # both counted on the host (no wait for the device)
+            pairs = self.batch_pairs(step)
+            local = self.target_tokens(self.dist.shard(pairs))
+            loss = loss * (local * self.dist.world_size / self.target_tokens(pairs))
         return loss
 
     def _side(self, key: str, lang: str) -> Ragged:

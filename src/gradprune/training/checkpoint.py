@@ -22,7 +22,7 @@ import torch
 from safetensors.torch import load_file, save
 
 from gradprune.atomic import atomic_file, fault_point, write_bytes
-from gradprune.config import config_hash
+from gradprune.config import OPERATIONAL_KEYS, SCORING_KEYS, config_hash, without_keys
 
 MAGIC = b"gradprune checkpoint v1 sha256:"
 HEADER_BYTES = len(MAGIC) + 64 + 1  # magic, hex digest of the payload, newline
@@ -89,10 +89,11 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
 
 
 def run_identity(run_config: dict, init_checkpoint: str | Path | None) -> dict:
-    """What a checkpoint must match to be resumed: the run's config (runner.run_config, built from
-    gradprune.config.run_settings, which already leaves out what cannot change the run's numbers:
-    the other runs of the preset, the prose, the job's threads, memory and time limits) and the
-    digest of the checkpoint the run continued from (None: a run from scratch, or pretraining)."""
+    """What a checkpoint must match to be resumed: the run's training config
+    (gradprune.config.training_config, which leaves out what cannot change the trained weights:
+    the other runs of the preset, the prose, the job's resources, how often it logs, scores its
+    curve and checkpoints, how it scores its metrics) and the digest of the checkpoint the run
+    continued from (None: a run from scratch, or pretraining)."""
     return {
         "config_hash": config_hash(run_config),
         "config": json.loads(json.dumps(run_config, default=str)),  # plain containers only
@@ -104,7 +105,11 @@ def identity_mismatch(saved: dict | None, current: dict) -> list[str]:
     """How a checkpoint's identity differs from the current run's ([] when it may be resumed)."""
     if not saved:
         return ["the checkpoint records no run identity (written by an older gradprune)"]
-    old, new = _flat(saved.get("config") or {}), _flat(current["config"])
+    # Checkpoints written before the operational and scoring keys left the identity record them:
+    # they cannot change the weights, so they do not stop a resume.
+    untracked = OPERATIONAL_KEYS + SCORING_KEYS
+    old = _flat(without_keys(saved.get("config") or {}, untracked))
+    new = _flat(without_keys(current["config"], untracked))
     differences = [
         f"{key}: {old.get(key, '(unset)')!r} -> {new.get(key, '(unset)')!r}"
         for key in sorted(old.keys() | new.keys())

@@ -3,7 +3,10 @@
 Every rank builds the same model from the same seed and sees the same global batch of a step; it
 keeps its slices ``rank::world_size`` of it (so the combined batch equals a single process's batch),
 DDP averages the gradients, and the pruner computes identical masks from identical weights on every
-rank. Only rank 0 writes checkpoints and outputs.
+rank (checked after every mask update: :func:`check_masks_agree`). Once the model is built each
+rank draws its own dropout masks (``gradprune.seeding.seed_rank``), so with dropout a run on W
+processes is another draw of the same training, not one process's result to float rounding. Only
+rank 0 writes checkpoints and outputs; they hold every rank's generator state.
 
 Launch. One node: ``torchrun --standalone --nproc-per-node=K`` (:func:`launch`). Several nodes
 (inside a SLURM allocation, :func:`launch_nodes`): ``srun`` starts one torchrun per node, and the
@@ -68,6 +71,66 @@ class DistContext:
         if self.enabled:
             dist.barrier()
 
+    def gather_object(self, obj) -> list:
+        """``obj`` of every rank, in rank order (a collective; ``[obj]`` for one process)."""
+        if not self.enabled:
+            return [obj]
+        out = [None] * self.world_size
+        dist.all_gather_object(out, obj)
+        return out
+
+
+# Columns of the 2-D view of a mask whose row and column counts fingerprint it.
+_FINGERPRINT_COLUMNS = 4096
+
+
+def masks_fingerprint(masks: dict[str, torch.Tensor]) -> torch.Tensor:
+    """``(len(masks), 3)`` int64 on the masks' device: per mask its count of kept entries and its
+    kept entries' row and column index sums over a 2-D view of ``_FINGERPRINT_COLUMNS`` columns.
+    Moving a kept entry changes its row or its column, hence a sum; the cost is two reductions
+    per mask, no copy (a full comparison would ship every mask to every rank)."""
+    rows = []
+    for mask in masks.values():
+        flat = mask.reshape(-1)
+        n_full = flat.numel() // _FINGERPRINT_COLUMNS * _FINGERPRINT_COLUMNS
+        grid = flat[:n_full].view(-1, _FINGERPRINT_COLUMNS)
+        tail = flat[n_full:]
+        row_counts = torch.cat([grid.sum(1, dtype=torch.int64), tail.sum(0, dtype=torch.int64)[None]])
+        col_counts = grid.sum(0, dtype=torch.int64)
+        col_counts[: tail.numel()] += tail.to(torch.int64)
+        rows.append(torch.stack([row_counts.sum(), _position_sum(row_counts),
+                                 _position_sum(col_counts)]))
+    if not rows:
+        return torch.zeros(0, 3, dtype=torch.int64)
+    return torch.stack(rows)
+
+
+def _position_sum(counts: torch.Tensor) -> torch.Tensor:
+    """sum_i (i + 1) * counts[i], exact in int64 for every tensor a model holds."""
+    return (counts * torch.arange(1, counts.numel() + 1, device=counts.device)).sum()
+
+
+def check_masks_agree(masks: dict[str, torch.Tensor], ctx: DistContext, step: int) -> None:
+    """Raise on every rank when the pruning masks of the ranks differ (a collective, called after
+    each mask update): DDP keeps the weights equal, so differing masks mean a bug or a corrupted
+    rank, and training on would silently average differently pruned models."""
+    if not ctx.enabled:
+        return
+    mine = masks_fingerprint(masks).cpu()
+    every = ctx.gather_object(mine)
+    names = list(masks)
+    for rank, theirs in enumerate(every):
+        if not torch.equal(theirs, every[0]):
+            bad = [names[i] for i in range(len(names)) if not torch.equal(theirs[i], every[0][i])]
+            raise RuntimeError(
+                f"pruning masks differ across processes after the mask update at step {step}: "
+                f"rank {rank} disagrees with rank 0 on {', '.join(bad)} (kept counts "
+                f"{[int(every[0][names.index(b), 0]) for b in bad]} on rank 0, "
+                f"{[int(theirs[names.index(b), 0]) for b in bad]} on rank {rank}). The ranks' "
+                "weights diverged: stop, and report it (a run that trains on averages differently "
+                "pruned models)"
+            )
+
 
 def init_from_env(device: torch.device) -> tuple[DistContext, torch.device]:
     """Join the process group torchrun describes in the environment (no-op without one)."""
@@ -86,14 +149,14 @@ def init_from_env(device: torch.device) -> tuple[DistContext, torch.device]:
 def worker_command(job_path, nproc_per_node: int, nnodes: int = 1, rdzv_endpoint: str | None = None,
                    rdzv_id: str | None = None) -> list[str]:
     """The torchrun command line of one node's launcher (each worker runs
-    :mod:`gradprune.training.worker` on ``job_path``)."""
+    :mod:`gradprune.worker` on ``job_path``)."""
     cmd = [sys.executable, "-m", "torch.distributed.run"]
     if nnodes == 1:
         cmd.append("--standalone")
     else:
         cmd += [f"--nnodes={nnodes}", "--rdzv-backend=c10d", f"--rdzv-endpoint={rdzv_endpoint}",
                 f"--rdzv-id={rdzv_id}"]
-    return cmd + [f"--nproc-per-node={nproc_per_node}", "-m", "gradprune.training.worker",
+    return cmd + [f"--nproc-per-node={nproc_per_node}", "-m", "gradprune.worker",
                   str(job_path)]
 
 

@@ -11,20 +11,23 @@ other is moved aside and the run starts afresh, never mixing two configs in one 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
+from gradprune import seeding
 from gradprune.atomic import remove_leftovers
 from gradprune.counting import masks_sparsity
+from gradprune.curves import CURVE_SIZE
 from gradprune.pruning import GradualPruner
 from gradprune.training.checkpoint import identity_mismatch, load_checkpoint, save_checkpoint
+from gradprune.training.distributed import check_masks_agree
 from gradprune.training.optim import run_lr, set_lr
 
 log = logging.getLogger(__name__)
@@ -83,17 +86,29 @@ class TrainState:
     def is_main(self) -> bool:
         return self.task.dist.is_main
 
-    def state_dict(self) -> dict:
-        return {
+    def state_dict(self, rank_rngs: list[dict] | None = None) -> dict:
+        """The checkpoint's content; ``rank_rngs``: every rank's generator state, in rank order
+        (:meth:`checkpoint_state` gathers them; absent: this process's only)."""
+        rngs = rank_rngs or [rng_state()]
+        out = {
             "step": self.step,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "pruner": self.pruner.state_dict() if self.pruner else None,
             "task": self.task.state_dict(),
-            "rng": rng_state(),
+            "rng": rngs[0],
             "logs": self.logs.state_dict(),
             "identity": self.identity,
         }
+        if len(rngs) > 1:
+            out["rng_ranks"] = rngs
+        return out
+
+    def checkpoint_state(self) -> dict | None:
+        """:meth:`state_dict` with every rank's generator state, on rank 0 (None elsewhere). A
+        collective: every rank calls it (each draws its own dropout masks: gradprune.seeding)."""
+        rngs = self.task.dist.gather_object(rng_state())
+        return self.state_dict(rngs) if self.is_main else None
 
     def load(self, state: dict, with_pruner: bool = True) -> None:
         self.model.load_state_dict(state["model"])
@@ -101,9 +116,51 @@ class TrainState:
         if with_pruner and self.pruner is not None and state.get("pruner") is not None:
             self.pruner.load_state_dict(state["pruner"])
         self.task.load_state_dict(state["task"])
-        set_rng_state(state["rng"])
         self.step = int(state["step"])
+        rngs, rank = state.get("rng_ranks") or [state["rng"]], self.task.dist.rank
+        if rank < len(rngs):
+            set_rng_state(rngs[rank])
+        else:  # written by fewer processes: this rank starts a stream of its own from here
+            seeding.seed_rank(self.task.seed, rank, self.step)
         self.logs = Logs.from_state(state["logs"])
+
+
+class _LossWindow:
+    """The training loss summed on the device since the last train_log row, so that a step does
+    not wait for the device to report its loss. It is read (a host sync) only where every rank
+    stops anyway: log steps, mask updates, checkpoints and the last step; a non-finite loss is
+    reported there, naming the first step it appeared at. The float64 sum of the float32 losses
+    is, addition for addition, the Python float sum it replaces (train_log.csv is unchanged)."""
+
+    def __init__(self, logs: Logs, device, desc: str) -> None:
+        self.logs, self.desc = logs, desc
+        self.total = torch.tensor(logs.loss_sum, dtype=torch.float64, device=device)
+        self.pending: list[tuple[int, float, torch.Tensor]] = []  # since the last read
+
+    def add(self, loss: torch.Tensor, step: int, lr: float) -> None:
+        self.total += loss
+        self.pending.append((step, lr, loss))
+        self.logs.loss_count += 1
+
+    def read(self) -> None:
+        """Copy the sum into ``logs.loss_sum``; FloatingPointError if a loss was not finite."""
+        total = float(self.total)
+        if not math.isfinite(total):
+            for step, lr, loss in self.pending:
+                value = float(loss)
+                if not math.isfinite(value):
+                    raise FloatingPointError(
+                        f"{self.desc}: loss is {value} at step {step} (lr {lr:g}); the run "
+                        "diverged. Lower the learning rate or enable train.grad_clip_norm."
+                    )
+            raise FloatingPointError(f"{self.desc}: the training loss summed since the last log "
+                                     f"row overflowed ({total}); the run diverged.")
+        self.pending.clear()
+        self.logs.loss_sum = total
+
+    def restart(self) -> None:
+        self.logs.loss_sum, self.logs.loss_count = 0.0, 0
+        self.total.zero_()
 
 
 def train_steps(
@@ -138,6 +195,7 @@ def train_steps(
     t_last = time.perf_counter()
     bar = tqdm(total=end_step, initial=state.step, desc=desc, unit="step", mininterval=5, leave=False)
     logs = state.logs
+    window = _LossWindow(logs, task.device, desc)
     while state.step < end_step:
         step = state.step
         lr = lr_of(step)
@@ -149,20 +207,17 @@ def train_steps(
         if clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
         state.optimizer.step()
+        window.add(loss.detach(), step, lr)
         if pruner is not None:
-            pruner.step(step)
-        loss_value = float(loss.detach())
-        if not np.isfinite(loss_value):
-            raise FloatingPointError(
-                f"{desc}: loss is {loss_value} at step {step} (lr {lr:g}); the run diverged. "
-                "Lower the learning rate or enable train.grad_clip_norm."
-            )
-        logs.loss_sum += loss_value
-        logs.loss_count += 1
+            if pruner.schedule.is_update_step(step):
+                window.read()  # never prune the weights of a diverged run
+            if pruner.step(step):
+                check_masks_agree(pruner.masks(), task.dist, step)
         state.step = step + 1
         taken += 1
         bar.update(1)
         if state.step % log_every == 0 or state.step == end_step:
+            window.read()
             target = pruner.schedule(step) if pruner is not None else 0.0
             realized = masks_sparsity(pruner.masks()) if pruner is not None else 0.0
             mean_loss = logs.loss_sum / logs.loss_count
@@ -171,11 +226,12 @@ def train_steps(
                  "lr": lr, "target_sparsity": target, "model_sparsity": realized}
             )
             bar.set_postfix(loss=f"{mean_loss:.3f}", lr=f"{lr:.3g}")
-            logs.loss_sum, logs.loss_count = 0.0, 0
+            window.restart()
         if task.curve_metric and state.is_main and (state.step % eval_every == 0 or state.step == end_step):
-            metrics = task.evaluate(model, split="valid", limit=train_cfg["eval_curve_examples"])
+            limit = train_cfg["eval_curve_examples"]
+            metrics = task.evaluate(model, split="valid", limit=limit)
             model.train()
-            state.logs.eval.append({"step": step, **metrics})
+            state.logs.eval.append({"step": step, CURVE_SIZE: task.curve_size(limit), **metrics})
         now = time.perf_counter()
         state.logs.wall_time_s += now - t_last
         t_last = now
@@ -183,10 +239,13 @@ def train_steps(
         if checkpoint_path is not None and state.step < end_step and (
             state.step % ckpt_every == 0 or interrupted
         ):
+            window.read()
+            payload = state.checkpoint_state()
             if state.is_main:
-                save_checkpoint(state.state_dict(), checkpoint_path)
+                save_checkpoint(payload, checkpoint_path)
             task.dist.barrier()
         if interrupted:
+            window.read()
             break
     bar.close()
 

@@ -1,4 +1,4 @@
-"""One torchrun worker of a multi-process training job: ``python -m gradprune.training.worker JOB``.
+"""One torchrun worker of a multi-process training job: ``python -m gradprune.worker JOB``.
 
 ``JOB`` is the JSON file :func:`gradprune.runner.train_job` / :func:`~gradprune.runner.pretrain_job`
 write: the step (``pretrain`` or ``train``), the run, its settings, the data files, the outputs
@@ -19,7 +19,7 @@ from gradprune.config import Run
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        raise SystemExit("usage: python -m gradprune.training.worker <distributed_job.json>")
+        raise SystemExit("usage: python -m gradprune.worker <distributed_job.json>")
     job = json.loads(Path(args[0]).read_text())
     settings, run = job["settings"], Run.from_dict(job["run"])
     runner.configure_torch(job["threads"], settings["deterministic"])
