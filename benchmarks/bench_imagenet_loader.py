@@ -35,10 +35,10 @@ from torchvision import transforms
 from torchvision.io import read_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.fixtures
-from tests.fixtures.imagenet_folder import make_imagenet_folder  # noqa: E402
+from tests.fixtures.imagenet_folder import make_imagenet_folder
 
-from gradprune import seeding  # noqa: E402
-from gradprune.tasks import inception_preprocessing as prep  # noqa: E402
+from gradprune import seeding
+from gradprune.tasks import inception_preprocessing as prep
 
 
 def before_batch(files: list[bytes], size: int, step: int) -> torch.Tensor:
