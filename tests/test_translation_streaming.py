@@ -13,8 +13,12 @@ import torch
 
 from gradprune.data.translation import encode_packed, load_sentencepiece, pack, train_sentencepiece
 
-WORDS = ("haus katze hund baum wasser feuer licht stadt land meer berg fluss weg zeit tag nacht "
-         "house cat dog tree water fire light city country sea mountain river way time day night").split()
+WORDS = [
+    "haus", "katze", "hund", "baum", "wasser", "feuer", "licht", "stadt", "land", "meer",
+    "berg", "fluss", "weg", "zeit", "tag", "nacht", "house", "cat", "dog", "tree", "water",
+    "fire", "light", "city", "country", "sea", "mountain", "river", "way", "time", "day",
+    "night",
+]
 
 
 def _corpus(n: int, seed: int = 0) -> list[str]:
