@@ -66,6 +66,9 @@ def test_throughput_lookup_and_estimates():
     assert got.examples_per_s == 1000 and got.source == "measured: bench"
     # a smaller size on the measured GPU kind: the measured size's examples/s (conservative)
     assert costs.throughput(TABLE, "A", "lstm_lm", "200", "fp32", 1e8, flops_of).examples_per_s == 1000
+    # ... also on another kind: the 650's estimate there (1% of 50 TFLOP/s at 1e9 FLOPs: 500/s)
+    smaller = costs.throughput(TABLE, "B", "lstm_lm", "200", "fp32", 1e8, flops_of)
+    assert smaller.examples_per_s == pytest.approx(500) and "conservative" in smaller.source
     # utilisation 1000 x 1e9 / 100e12 = 1%, on B (50 TFLOP/s) for a model of 2e9 FLOPs: 250/s
     other = costs.throughput(TABLE, "B", "gnmt", "1024", "fp32", 2e9, flops_of)
     assert other.examples_per_s == pytest.approx(250) and "1.0% of fp32 peak" in other.source

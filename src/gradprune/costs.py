@@ -204,14 +204,16 @@ def throughput(table: dict, gpu: str, model: str, size, precision: str,
     if precision == "bf16":
         fp32 = throughput(table, gpu, model, size, "fp32", flops_per_example, flops_of)
         return Throughput(fp32.examples_per_s, f"{fp32.source}; no bf16 measurement: fp32's throughput")
-    larger = [m for m in measured if m["gpu"] == gpu and m["model"] == model
-              and m["precision"] == precision
-              and float(size_value(str(m["size"]))) > float(size_value(str(size)))]
-    if larger:
+    larger = [m for m in measured if m["model"] == model and m["precision"] == precision
+              and float(size_value(str(m["size"]))) > float(size_value(str(size)))
+              and (m["gpu"] == gpu or flops_of is not None)]
+    if larger:  # a smaller model is not slower per example: the larger measured size's rate
         m = min(larger, key=lambda m: float(size_value(str(m["size"]))))
-        return Throughput(m["examples_per_s"],
-                          f"estimate: the measured {m['model']} {fmt_num(size_value(str(m['size'])))}'s "
-                          f"examples/s (a smaller model, conservative; {m['source']})")
+        ref = throughput(table, gpu, model, m["size"], precision,
+                         flops_of(model, m["size"]) if flops_of else flops_per_example, flops_of)
+        return Throughput(ref.examples_per_s,
+                          f"estimate: {model} {fmt_num(size_value(str(m['size'])))}'s examples/s "
+                          f"(a smaller model, conservative; {ref.source})")
     peak = table["gpus"][gpu]["peak_tflops"][precision] * 1e12
     rule = table["estimates"].get(model, {})
     like = rule.get("like", model)
