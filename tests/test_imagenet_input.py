@@ -206,3 +206,9 @@ def test_training_curve_scores_the_stratified_subset(folder):
     seen = torch.cat([y for _, y in task.eval_batches(3)])
     assert sorted(seen.tolist()) == [0, 1, 2]  # one per class, not the first three (class 0)
     assert task.curve_size(3) == 3 and task.curve_size(100) == 9
+
+
+def test_latency_input_shape_of_an_imagenet_task(folder):
+    from gradprune.footprint.latency import vision_input_shape
+
+    assert vision_input_shape(_task(folder)) == (3, 224, 224)
