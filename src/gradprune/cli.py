@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from gradprune import runner
+from gradprune import costs, runner
 from gradprune.config import ConfigError, load_config, resolve_run, run_settings
 from gradprune.layout import RUN_DIR, parse_run_dir
 
@@ -27,7 +27,15 @@ def main(argv: list[str] | None = None) -> int:
                        help="prepared data file of the task, e.g. prepared=resources/...")
     train.add_argument("--init", default=None, help="dense checkpoint at t0 to continue from")
     train.add_argument("--threads", type=int, default=1)
+    costs.add_arguments(sub.add_parser("plan", help="print what the preset's training jobs cost "
+                                       "(steps, FLOPs, GPU-hours) before launch"))
     args = parser.parse_args(argv)
+    if args.command == "plan":
+        try:
+            print(costs.run(args))
+        except ConfigError as err:
+            parser.error(str(err))
+        return 0
     fields = parse_run_dir(args.run_dir)
     if fields is None:
         parser.error(f"--run-dir {args.run_dir!r} is not a run folder: expected {RUN_DIR}")

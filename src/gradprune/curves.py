@@ -5,7 +5,8 @@ translation also capped by ``translation.curve_examples``), so their last point 
 final metric in ``metrics.json``, which scores the whole test split. Each column therefore carries
 ``N``: ``val_perplexity_first2000`` is the perplexity of the first 2000 validation tokens. ``N`` is
 what the task really scored (:meth:`gradprune.tasks.base.Task.curve_size`), so a split shorter than
-the limit shows its true length. Standard library only: the training and report steps both use it.
+the limit shows its true length. ImageNet scores a fixed stratified subset of ``N`` validation
+images rather than the first ``N`` (:func:`gradprune.tasks.imagenet.stratified_subset`). Standard library only: the training and report steps both use it.
 """
 
 from __future__ import annotations

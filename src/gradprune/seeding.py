@@ -20,7 +20,9 @@ Who draws from which stream:
   (``gradprune.tasks.base.epoch_permutation``: vision, ImageNet, translation).
 - :func:`bucket_order_seed`: the order of an epoch's length-bucketed batches (translation).
 - :func:`augment_seed`: the flips and shifts of a small-image training batch (vision).
-- :func:`image_draw_seed`: the random crop and flip of one ImageNet training image.
+- :func:`image_draw_seed`: the random crop, flip and colour of one ImageNet training image.
+- :func:`eval_subset_seed`: which validation images of each class the ImageNet training curve
+  scores (fixed: the same images for every run; ``gradprune.tasks.imagenet.stratified_subset``).
 
 Not derived from the run's seed, on purpose: the pruner's sampled bracket (a fixed seed, as the
 selection is exact whatever the sample; ``gradprune.pruning.selection``) and sentencepiece training
@@ -45,6 +47,7 @@ _AUGMENT_PER_SEED = 7_919
 # below _PER_SEED (the step is that of a resume whose checkpoint holds no state for this rank).
 _RANK_STREAM_BASE = 2**40
 _RANKS = 2**16
+_EVAL_SUBSET = 104_729
 
 
 def seed_everything(seed: int) -> None:
@@ -94,3 +97,8 @@ def image_draw_seed(seed: int, step: int, batch_size: int, row: int) -> int:
     """Seed of the augmentation of row ``row`` of step ``step``'s global batch: tied to the
     image's position in the stream, not to the process or loader worker that reads it."""
     return (seed * _PER_SEED + step) * batch_size + row
+
+
+def eval_subset_seed(label: int) -> int:
+    """Seed of the choice of class ``label``'s curve images (-1: which classes get one more)."""
+    return _EVAL_SUBSET + label

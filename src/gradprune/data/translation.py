@@ -27,10 +27,13 @@ any dataset may add: ``iwslt17`` (TED tst2017) and ``newstest2014`` (both in the
 from __future__ import annotations
 
 import io
+import itertools
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from gradprune.atomic import atomic_path, write_bytes
@@ -143,7 +146,7 @@ def load_eval(raw_root: Path, dataset: str, name: str, src: str = "en",
 # -- sentencepiece -------------------------------------------------------------------------------
 
 
-def train_sentencepiece(sentences: list[str], vocab_size: int, model_type: str = "bpe",
+def train_sentencepiece(sentences: Iterable[str], vocab_size: int, model_type: str = "bpe",
                         character_coverage: float = 1.0, input_sentence_size: int = 0,
                         threads: int = 1, seed: int = 0) -> bytes:
     """A serialized sentencepiece model trained on ``sentences`` (pad 0, unk 1, bos 2, eos 3)."""
@@ -178,6 +181,31 @@ def pack(seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
     return flat, offsets
 
 
+#: sentences encoded per chunk by :func:`encode_packed` (WMT16: about 50 chunks per side)
+ENCODE_CHUNK = 100_000
+
+
+def encode_packed(sp, sentences: Iterable[str], threads: int = 1,
+                  chunk: int = ENCODE_CHUNK) -> tuple[torch.Tensor, torch.Tensor]:
+    """``pack(sp.encode(list(sentences)))``, streamed: ``chunk`` sentences at a time are encoded
+    and turned into int32 arrays at once, so memory holds the int32 ids (4 bytes each; twice
+    while the chunks are joined) and one chunk's Python lists, not Python lists of every id
+    (WMT16: ~120M ids per side, over 4 GB as lists)."""
+    pieces, lengths = [], []
+    it = iter(sentences)
+    while batch := list(itertools.islice(it, chunk)):
+        ids = sp.encode(batch, num_threads=max(1, threads))
+        n = np.fromiter((len(s) for s in ids), dtype=np.int64, count=len(ids))
+        pieces.append(np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int32, count=int(n.sum())))
+        lengths.append(n)
+        del ids
+    n = np.concatenate(lengths) if lengths else np.zeros(0, dtype=np.int64)
+    offsets = np.zeros(len(n) + 1, dtype=np.int64)
+    np.cumsum(n, out=offsets[1:])
+    flat = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int32)
+    return torch.from_numpy(flat), torch.from_numpy(offsets)
+
+
 def unpack(flat: torch.Tensor, offsets: torch.Tensor) -> list[torch.Tensor]:
     return [flat[a:b] for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist())]
 
@@ -199,15 +227,16 @@ def prepare(raw_root: str | Path, out_dir: str | Path, dataset: str, test_sets: 
                           "text": str(out_dir / "text.json")}
     train = [(s, t) for s, t in load_train(raw_root, dataset, *LANGS) if s.strip() and t.strip()]
     print(f"{dataset}: {len(train)} training pairs; training sentencepiece ({model_type}, {vocab_size})")
-    model_bytes = train_sentencepiece([s for s, _ in train] + [t for _, t in train], vocab_size,
-                                      model_type, character_coverage, input_sentence_size, threads)
+    model_bytes = train_sentencepiece(itertools.chain((s for s, _ in train), (t for _, t in train)),
+                                      vocab_size, model_type, character_coverage,
+                                      input_sentence_size, threads)
     sp = load_sentencepiece(model_bytes)
     tensors: dict[str, torch.Tensor] = {}
 
     def encode_sides(key: str, pairs: list[tuple[str, str]]) -> None:
         for i, lang in enumerate(LANGS):
-            ids = sp.encode([p[i] for p in pairs], num_threads=max(1, threads))
-            tensors[f"{key}.{lang}_ids"], tensors[f"{key}.{lang}_offsets"] = pack(ids)
+            tensors[f"{key}.{lang}_ids"], tensors[f"{key}.{lang}_offsets"] = encode_packed(
+                sp, (p[i] for p in pairs), threads)
 
     encode_sides("train", train)
     text: dict = {"valid": None, "tests": {}, "test_sets": tests}

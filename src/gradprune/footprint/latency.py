@@ -118,11 +118,11 @@ def inference_calls(family: str, task, model: torch.nn.Module, encoded: list[str
 
 def vision_input_shape(task) -> tuple[int, int, int]:
     """(channels, height, width) of the task's images as the model sees them."""
-    if getattr(task, "imagenet", None) is not None:
+    if task.experiment["dataset"] == "imagenet":
         from gradprune.tasks.imagenet import image_size
 
-        crop = image_size(task.experiment["model"])[0]
-        return (3, crop, crop)
+        side = image_size(task.experiment["model"])
+        return (3, side, side)
     images = task.test_images
     return tuple(images.shape[1:]) if images.dim() == 4 else (1, *images.shape[1:])
 
