@@ -27,7 +27,22 @@ def main(argv: list[str] | None = None) -> int:
                        help="prepared data file of the task, e.g. prepared=resources/...")
     train.add_argument("--init", default=None, help="dense checkpoint at t0 to continue from")
     train.add_argument("--threads", type=int, default=1)
+    compare = sub.add_parser(
+        "compare", help="your runs against committed ones: values, settings, machine, verdicts",
+        description="Per run found in both folders: both values of the task metric and their "
+        "difference, whether the run config hashes match and which machine fields differ; then "
+        "whether every verdict of the committed runs holds with your values. Exit status 1 only "
+        "on a config mismatch or a changed verdict.")
+    compare.add_argument("committed", help="committed results, e.g. docs/results/lstm-ptb-mini")
+    compare.add_argument("--yours", default="results",
+                         help="your results folder (default: results)")
+    compare.add_argument("--nnz-tolerance", type=float, default=None,
+                         help="the headline.nnz_tolerance of the pairing (default: the schema's)")
     args = parser.parse_args(argv)
+    if args.command == "compare":
+        from gradprune.reporting.compare import run_compare
+
+        return run_compare(args.yours, args.committed, args.nnz_tolerance)
     fields = parse_run_dir(args.run_dir)
     if fields is None:
         parser.error(f"--run-dir {args.run_dir!r} is not a run folder: expected {RUN_DIR}")
