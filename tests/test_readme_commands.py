@@ -135,7 +135,7 @@ def test_adding_a_sparsity_plans_the_new_run_and_the_tables_and_figures_that_inc
     assert planned_runs(proc) == {RUN.format(s="0.9", seed=0)}
     assert planned_jobs(proc) == Counter({
         "train": 1, "evaluate": 1, "run_figures": 1, "experiment_tables": 1, "summary_tables": 1,
-        "experiment_figure": 1, "report_landing": 1, "effective_config": 1, "all": 1,
+        "experiment_figure": 1, "experiment_landing": 1, "effective_config": 1, "all": 1,
         # the new run's storage and latency, and the experiment's footprint tables that list it
         "footprint": 1, "latency": 1, "footprint_report": 1})
 
