@@ -127,3 +127,23 @@ def test_folders_that_cannot_be_compared_say_why(tmp_path, committed, capsys):
     write(twice / "copy", metrics(LS, 0, 236.0), True)
     assert main(["compare", str(committed), "--yours", str(twice)]) == 2
     assert "are the same run (lstm-ptb lstm_lm-256 sparsity-0.9 seed-0)" in capsys.readouterr().err
+
+
+def test_the_readme_command_runs_on_the_committed_runs(capsys, monkeypatch):
+    """The README's `gradprune compare` line, run from the repository root with the committed
+    folder as "yours" too: every run in both, no difference, every verdict unchanged."""
+    import re
+    import shlex
+
+    from tests.workflow_helpers import ROOT
+
+    lines = re.findall(r"^\.venv/bin/gradprune (compare [^#\n]*)", (ROOT / "README.md").read_text(),
+                       re.MULTILINE)
+    assert len(lines) == 1
+    args = shlex.split(lines[0])
+    monkeypatch.chdir(ROOT)
+    assert main([*args, "--yours", args[1]]) == 0
+    out = capsys.readouterr().out
+    assert "10 run(s) in both, 0 committed only, 0 yours only" in out
+    assert out.count("difference +0 (+0.0000 %)") == 10
+    assert out.count("large-sparse wins -> large-sparse wins (unchanged") == 2
