@@ -1,4 +1,4 @@
-"""Snakemake entry point: the verdicts of headline.csv as the report landing page's rst."""
+"""Snakemake entry point: one experiment's section of the report's landing page."""
 import sys
 from pathlib import Path
 
@@ -8,4 +8,4 @@ from gradprune.workflow import logged_to
 
 sm = snakemake  # noqa: F821
 with logged_to(sm.log[0]):
-    write_landing(sm.input[0], sm.params.experiments, sm.output[0])
+    write_landing(sm.input.headline, sm.input.figure, sm.wildcards.experiment, sm.output[0])

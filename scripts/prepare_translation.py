@@ -4,10 +4,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
 from gradprune.data.translation import prepare
-from gradprune.workflow import logged_to
+from gradprune.data.verify import verify_downloads
+from gradprune.workflow import logged_to, registry_for
 
 sm = snakemake  # noqa: F821
 with logged_to(sm.log[0]):
+    verify_downloads(sm.input, registry_for(sm.config))  # before anything reads them
     s = sm.params.settings
     prepare(
         sm.params.raw_root, Path(sm.output.prepared).parent, sm.wildcards.dataset, s["test_sets"],

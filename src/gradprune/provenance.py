@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import datetime as _dt
 import importlib.metadata
+import os
 import platform
+import re
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 from gradprune.config import PROJECT_ROOT, config_hash
 
@@ -70,7 +73,59 @@ def provenance(config: dict, device, started: str, preset: dict | None = None) -
         "dirty": dirty,
         "versions": versions(),
         "device": device_description(device),
+        "cpu": cpu_numerics(),
         "host": socket.gethostname(),
         "started": started,
         "finished": now(),
     }
+
+
+# -- what decides CPU float results ------------------------------------------------------------
+
+# Environment variables that change which CPU kernels run or how many threads split a reduction:
+# ATen's dispatch level, oneDNN's ISA cap and fp-math mode, MKL's code path (CBWR) and threads.
+CPU_NUMERICS_ENV = (
+    "ATEN_CPU_CAPABILITY", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "MKL_CBWR",
+    "MKL_ENABLE_INSTRUCTIONS", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "ONEDNN_DEFAULT_FPMATH_MODE",
+)
+
+
+def cpu_numerics() -> dict:
+    """What decides a run's CPU float results besides the code and the seed (same values on the
+    same machine, commit and thread count give bitwise equal runs; another CPU may dispatch other
+    kernels): the kernels' ISA level torch dispatches to, thread counts, the oneDNN and BLAS
+    libraries torch was built with, the CPU model and the environment variables that override
+    them. torch has no public getter for the library versions: they are read from the text of
+    ``torch.__config__.show()`` / ``parallel_info()``, None where a build does not print them."""
+    import torch
+
+    build = torch.__config__.show()
+    parallel = torch.__config__.parallel_info()
+    return {
+        "capability": torch.backends.cpu.get_cpu_capability(),
+        "cpu_model": cpu_model(),
+        "threads": torch.get_num_threads(),
+        "interop_threads": torch.get_num_interop_threads(),
+        "parallel_backend": _match(r"ATen parallel backend: (.+)", parallel),
+        "torch_build": torch.__version__,
+        "onednn": _match(r"MKL-DNN (v[^\s]+)", build) if torch.backends.mkldnn.is_available() else None,
+        "onednn_enabled": bool(torch.backends.mkldnn.enabled),
+        "blas": _match(r"BLAS_INFO=([^,\s]+)", build),
+        "blas_version": _match(r"(Math Kernel Library Version [^\n]+|OpenBLAS[^\n]*)", build),
+        "float32_matmul_precision": torch.get_float32_matmul_precision(),
+        "env": {k: os.environ[k] for k in CPU_NUMERICS_ENV if k in os.environ},
+    }
+
+
+def cpu_model(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> str:
+    """The CPU's model name (Linux: /proc/cpuinfo; elsewhere what ``platform`` says)."""
+    try:
+        text = Path(cpuinfo).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        text = ""
+    return _match(r"^model name\s*:\s*(.+)$", text) or platform.processor() or platform.machine()
+
+
+def _match(pattern: str, text: str) -> str | None:
+    m = re.search(pattern, text, re.MULTILINE)
+    return m.group(1).strip() if m else None

@@ -29,7 +29,7 @@ from gradprune.config import (
 from gradprune.counting import count_nnz, masks_sparsity
 from gradprune.curves import curve_table
 from gradprune.models import prune_include
-from gradprune.provenance import now, provenance
+from gradprune.provenance import cpu_numerics, now, provenance
 from gradprune.pruning import GradualPruner
 from gradprune.seeding import seed_everything, seed_rank
 from gradprune.tasks import build_task
@@ -173,7 +173,9 @@ def train(settings: dict, run: Run, data_files: dict, out_dir: Path, init_checkp
     summary = {"steps": state.step, "wall_time_s": round(state.logs.wall_time_s, 2),
                "processes": state.task.dist.world_size,
                "started": started, "device": str(state.task.device),
-               "resumed_from_dense_t0": init_checkpoint is not None}
+               "resumed_from_dense_t0": init_checkpoint is not None,
+               # the training process's kernels and threads (provenance.cpu: the evaluation's)
+               "cpu": cpu_numerics()}
     (out_dir / "train_summary.json").write_text(json.dumps(summary, indent=2))
     _remove_checkpoint(ckpt)
     state.task.dist.barrier()

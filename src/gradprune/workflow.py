@@ -95,18 +95,38 @@ def translation_prepare_inputs(config: dict, dataset: str) -> list[str]:
 # Table files per experiment written by gradprune.reporting.write_experiment_tables: results, the comparison
 # (with the paper's numbers when the preset asks), the headline pairing.
 TABLE_KINDS = ("", "_comparison", "_headline")
+# An experiment's section of the report's landing page (gradprune.reporting.landing).
+LANDING = f"{RESULTS}/report/{{experiment}}.rst"
 
 
 def report_targets(config: dict) -> list[str]:
     """Tables and figures of every experiment the preset declares, and each run's figures."""
-    out = [f"{TABLES}/headline.csv", f"{RESULTS}/config.yaml", f"{RESULTS}/report/verdicts.rst"]
+    out = [f"{TABLES}/headline.csv", f"{RESULTS}/config.yaml"]
     for name in config["experiments"]:
+        out += [LANDING.format(experiment=name)]
         out += [f"{TABLES}/{name}{kind}.csv" for kind in TABLE_KINDS]
         out += [f"{FIGURES}/{name}_metric_vs_nnz.png"]
     out += [f"{run.figure_dir}/training_curves.png" for run in plan_runs(config)]
     from gradprune.footprint.paths import footprint_targets
 
     return out + footprint_targets(config)
+
+
+def landing_inputs(config: dict, experiment: str) -> dict[str, str | list[str]]:
+    """What an experiment's landing section reads (its headline table and metric-vs-NNZ figure),
+    and the rest of the experiment's part of the report (its run figures, its footprint tables
+    and figures), so that naming the section builds and reports that part whole."""
+    from gradprune.footprint.paths import experiment_outputs
+
+    return {
+        "headline": f"{TABLES}/{experiment}_headline.csv",
+        "figure": f"{FIGURES}/{experiment}_metric_vs_nnz.png",
+        "tables": [f"{TABLES}/{experiment}{kind}.csv" for kind in TABLE_KINDS],
+        "run_figures": [f"{run.figure_dir}/training_curves.png" for run in plan_runs(config)
+                        if run.experiment == experiment],
+        "footprint": [path for path in experiment_outputs(experiment).values()
+                      if path.endswith((".csv", ".png"))],
+    }
 
 
 def experiment_metrics(config: dict, experiment: str) -> list[str]:

@@ -7,6 +7,11 @@ from snakemake.utils import validate
 # The package lives in src/; scripts find it the same way (envs need not install it).
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
+from gradprune.workdir import discard_if_nothing_ran  # noqa: E402
+
+# Snakemake creates the --directory folder before reading this file: a dry run removes it again.
+discard_if_nothing_ran(workflow)
+
 from gradprune.config import (  # noqa: E402
     ConfigError,
     compose_config,

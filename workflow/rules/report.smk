@@ -8,7 +8,13 @@ from gradprune.layout import (
     RUN_FIGURES_BENCHMARK,
     RUN_FIGURES_LOG,
 )
-from gradprune.workflow import TABLE_KINDS, all_metrics, experiment_metrics
+from gradprune.workflow import (
+    LANDING,
+    TABLE_KINDS,
+    all_metrics,
+    experiment_metrics,
+    landing_inputs,
+)
 
 # The experiment wildcard of tables and figures matches the preset's experiments only (so that
 # results/tables/headline.csv is never read as an experiment's table).
@@ -115,24 +121,30 @@ rule experiment_figure:
         "../../scripts/experiment_figures.py"
 
 
-# The verdicts as rst, included by the report's landing page (workflow/report/workflow.rst).
-rule report_landing:
+# One experiment's section of the report's landing page (workflow/report/workflow.rst includes the
+# sections in the report's DAG): its verdicts and metric-vs-NNZ figure. It needs every file of the
+# experiment's part of the report, so naming it builds (and reports) one experiment.
+rule experiment_landing:
     input:
-        "results/tables/headline.csv",
+        unpack(lambda wc: landing_inputs(config, wc.experiment)),
     output:
-        "results/report/verdicts.rst",
+        report(
+            LANDING,
+            caption="../report/landing_section.rst",
+            category="Verdicts",
+        ),
     log:
-        "logs/report/landing.log",
+        "logs/report/landing_{experiment}.log",
     benchmark:
-        "logs/benchmarks/report/landing.tsv"
+        "logs/benchmarks/report/landing_{experiment}.tsv"
+    wildcard_constraints:
+        experiment=EXPERIMENTS,
     localrule: True
     conda:
         "../../envs/report.yaml"
     resources:
         mem_mb=500,
         runtime=5,
-    params:
-        experiments=list(config["experiments"]),
     script:
         "../../scripts/landing.py"
 

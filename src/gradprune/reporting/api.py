@@ -15,8 +15,9 @@ Output names are stable so rules can declare them up front:
 ``write_tables``: both of the above for every experiment at once
 ``write_experiment_figures(metrics_files, out_dir, compare_with_paper)``
     ``<experiment>_metric_vs_nnz.png|.pdf``  with each headline pair joined and its verdict
-``write_landing(headline_csv, experiments, out_rst)``
-    the verdicts as reStructuredText for the report's landing page (``workflow/report/workflow.rst``)
+``write_landing(headline_csv, figure_png, experiment, out_rst)``
+    one experiment's section of the report's landing page (``workflow/report/workflow.rst``): its
+    verdicts and its metric-vs-NNZ figure inline, as reStructuredText
 ``write_run_figures(metrics_json, train_log_csv, prune_log_csv, out_dir, eval_csv=None)``
     ``sparsity_schedule.png|.pdf``  Figure 1 redrawn + realized per-tensor sparsity
     ``training_curves.png|.pdf``    loss (and eval metric) vs step, pruning window shaded
@@ -42,7 +43,7 @@ from gradprune.reporting.figures import (
     schedule_from_params,
 )
 from gradprune.reporting.formatting import fmt_size, write_table
-from gradprune.reporting.landing import verdicts_rst
+from gradprune.reporting.landing import experiment_section
 from gradprune.reporting.pairing import DEFAULT_NNZ_TOLERANCE, headline_display, headline_pairs
 from gradprune.reporting.reference import comparison_table, load_reference
 from gradprune.reporting.tables import experiment_table
@@ -132,12 +133,14 @@ def write_experiment_figures(metrics_files: Iterable[PathLike], out_dir: PathLik
     return written
 
 
-def write_landing(headline_csv: PathLike, experiments: Iterable[str], out_rst: PathLike) -> Path:
-    """The verdicts of ``headline.csv`` as the reStructuredText the report's landing page
-    includes (:mod:`gradprune.reporting.landing`)."""
+def write_landing(headline_csv: PathLike, figure_png: PathLike, experiment: str,
+                  out_rst: PathLike) -> Path:
+    """The landing page's section of ``experiment`` from its headline table and figure
+    (:mod:`gradprune.reporting.landing`)."""
     out = Path(out_rst)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(verdicts_rst(pd.read_csv(headline_csv), list(experiments)), encoding="utf-8")
+    section = experiment_section(pd.read_csv(headline_csv), experiment, Path(figure_png).read_bytes())
+    out.write_text(section, encoding="utf-8")
     return out
 
 

@@ -1,38 +1,32 @@
-"""The verdicts as reStructuredText for the landing page of ``snakemake --report``.
+"""One experiment's section of the landing page of ``snakemake --report``: its verdicts and its
+metric-vs-NNZ figure, inline.
 
 Snakemake renders the workflow description (``report:`` in the Snakefile:
-``workflow/report/workflow.rst``) as a Jinja2 template whose context holds only the config and the
-list of report files, not their contents; the verdicts exist only after the runs. So the workflow
-writes them here from ``results/tables/headline.csv`` and the description pulls the file in with
-docutils' ``include`` directive (a path relative to the working directory, where Snakemake builds
-the report). Figure and table names are written as references (```name`_``) to the link targets
-Snakemake defines for every report file, so they open the figure in the report.
+``workflow/report/workflow.rst``) as a Jinja2 template whose context holds the config and the
+report files of the targets' DAG, not their contents; the verdicts exist only after the runs. So
+each experiment's section is a file the workflow writes (``results/report/<experiment>.rst``, rule
+``experiment_landing``), and the description includes, with docutils' ``include`` directive, the
+sections of the experiments that are part of the report: all of them for the whole report, one
+for ``snakemake --report r.html results/report/<experiment>.rst``. The figure is embedded as a
+``data:`` URI (the report is one self-contained HTML file; a path would not resolve in it). Figure
+and table names are also written as references (```name`_``) to the link targets Snakemake
+defines for every report file, so they open the file in the report.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import base64
 
 import pandas as pd
 
 from gradprune.reporting.directions import metric_info
 from gradprune.reporting.formatting import fmt_nnz, fmt_signed, fmt_size, fmt_sparsity, fmt_value
 from gradprune.reporting.pairing import (
-    DEFAULT_NNZ_TOLERANCE,
     LS_WINS,
     SD_WINS,
     UNMATCHED,
     verdict_summary,
     verdict_text,
-)
-
-RULE = (
-    "A pair is a large-sparse model and the small-dense model nearest to it in NNZ; it is "
-    "*matched* when neither holds more than {tol:g} % more NNZ than the other. Over the seeds both "
-    "sides share, the verdict is **large-sparse wins** when it is better on every seed and the "
-    "mean gain exceeds the larger of the two models' seed-to-seed standard deviations; "
-    "**small-dense wins** symmetrically; otherwise **not separated**. A single seed gives no "
-    "verdict (*one seed only*), and unmatched pairs are shown but excluded."
 )
 
 
@@ -60,24 +54,25 @@ def _pair_line(p, decimals: int = 2) -> str:
     return f"- {v}: {ls} vs {sd} ({nnz}): {values}; {gain}."
 
 
-def verdicts_rst(pairs: pd.DataFrame, experiments: Iterable[str]) -> str:
-    """The landing page body: the rule, then per experiment its verdict counts, the links to its
-    metric-vs-NNZ figure and headline table, and every pair with its numbers and verdict."""
-    tol = float(pairs["nnz_tolerance"].iloc[0]) if len(pairs) else DEFAULT_NNZ_TOLERANCE
-    lines = [RULE.format(tol=tol * 100), ""]
-    for exp in experiments:
-        p = pairs[pairs["experiment"] == exp]
-        lines += [exp, "-" * len(exp), ""]
-        if p.empty:
-            lines += ["No large-sparse / small-dense pair: the experiment lacks one of the roles.",
-                      ""]
-        else:
-            info = metric_info(p["metric"].iloc[0])
-            summary = verdict_summary(p)
-            lines += [f"{info.label} ({info.direction}). {summary[0].upper()}{summary[1:]}.", ""]
-        links = (f"Figure: {_ref(f'{exp}_metric_vs_nnz.png')}; "
-                 f"table: {_ref(f'{exp}_headline.csv')}.")
-        lines += [links, ""]
-        if not p.empty:
-            lines += [_pair_line(r) for _, r in p.iterrows()] + [""]
+def experiment_section(pairs: pd.DataFrame, experiment: str, figure_png: bytes) -> str:
+    """The landing page's section of ``experiment``: its verdict counts, its metric-vs-NNZ figure
+    (``figure_png``, inline), links to the figure and headline table, then every pair with its
+    numbers and verdict. ``pairs``: the experiment's headline table."""
+    p = pairs[pairs["experiment"] == experiment]
+    lines = [experiment, "-" * len(experiment), ""]
+    if p.empty:
+        lines += ["No large-sparse / small-dense pair: the experiment lacks one of the roles.", ""]
+    else:
+        info = metric_info(p["metric"].iloc[0])
+        summary = verdict_summary(p)
+        lines += [f"{info.label} ({info.direction}). {summary[0].upper()}{summary[1:]}.", ""]
+    # docutils refuses lines over 10,000 characters; it drops the whitespace inside a URI
+    data = base64.encodebytes(figure_png).decode("ascii").split()
+    lines += [".. image:: data:image/png;base64,", *(f"   {chunk}" for chunk in data),
+              f"   :alt: {experiment}: the task metric against NNZ",
+              "   :width: 100%", ""]
+    lines += [(f"Figure: {_ref(f'{experiment}_metric_vs_nnz.png')}; "
+              f"table: {_ref(f'{experiment}_headline.csv')}."), ""]
+    if not p.empty:
+        lines += [_pair_line(r) for _, r in p.iterrows()] + [""]
     return "\n".join(lines) + "\n"
