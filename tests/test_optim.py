@@ -50,6 +50,49 @@ def test_continuation_restarts_the_schedule_at_t0():
     assert lr(100) == pytest.approx(0.0, abs=1e-12)
 
 
+# Warm-up: step t < w runs at base * (t + 1) / w, then the schedule (cosine over the steps after
+# the warm-up; step decays count from step 0). Hand-worked values, base 1.0, warm-up 4, 12 steps.
+WARM_COSINE = _train(total_steps=12, optimizer={"name": "sgd", "lr": 1.0},
+                     lr_schedule={"name": "cosine", "warmup_steps": 4})
+
+
+def test_warmup_ramps_linearly_then_the_cosine_spans_the_remaining_steps():
+    lr = run_lr(WARM_COSINE)
+    assert [lr(s) for s in range(5)] == [0.25, 0.5, 0.75, 1.0, 1.0]  # step 4: cosine at 0
+    assert lr(6) == pytest.approx(0.5 * (1 + math.cos(math.pi * 2 / 8)))
+    assert lr(8) == pytest.approx(0.5)  # half way through the 8 cosine steps
+    assert lr(12) == pytest.approx(0.0, abs=1e-15)
+    step = _train(total_steps=40, optimizer={"name": "sgd", "lr": 1.0},
+                  lr_schedule={"name": "step", "warmup_steps": 5, "decay": 0.5,
+                               "decay_start": 10, "decay_every": 10})["lr_schedule"]
+    assert [lr_at(s, 1.0, step, 40) for s in (0, 4, 5, 9, 10, 20)] == [0.2, 1.0, 1.0, 1.0, 0.5,
+                                                                        0.25]
+    # restarted at t0, the warm-up counts from t0 (scaled by the continuation)
+    restarted = run_lr(WARM_COSINE, {"scale": 0.5, "restart": True}, t0=4)
+    assert [restarted(s) for s in (4, 5, 7, 8)] == [0.125, 0.25, 0.5, 0.5]
+
+
+def warm_cosine(t: int, base: float, warmup: int, total: int) -> float:
+    """The test's own statement of a warm-up + cosine schedule (min_lr 0)."""
+    if t < warmup:
+        return base * (t + 1) / warmup
+    return 0.5 * base * (1 + math.cos(math.pi * min(1.0, (t - warmup) / (total - warmup))))
+
+
+@pytest.mark.parametrize("experiment", ["mobilenet-fmnist", "gnmt-multi30k"])
+def test_the_minis_warmup_recipes(experiment):
+    """The mini's cosine schedules with warm-up (vision and translation), at the first, middle
+    and last warm-up steps, the first cosine step, half way and the end."""
+    train = validate_config(load_preset("mini"))["experiments"][experiment]["train"]
+    sched = train["lr_schedule"]
+    assert sched["name"] == "cosine" and sched["min_lr"] == 0 and sched["warmup_steps"] >= 2
+    base, warmup, total = train["optimizer"]["lr"], sched["warmup_steps"], train["total_steps"]
+    lr = run_lr(train)
+    for t in (0, warmup // 2, warmup - 1, warmup, (warmup + total) // 2, total - 1):
+        assert lr(t) == pytest.approx(warm_cosine(t, base, warmup, total), rel=1e-12, abs=1e-15), t
+    assert lr(0) == base / warmup and lr(warmup - 1) == base  # the ramp's ends, exactly
+
+
 def test_continuation_needs_the_dense_checkpoint():
     config = load_preset("test")
     pr = config["experiments"]["mobilenet-fmnist"]["pruning"]
