@@ -72,6 +72,20 @@ def test_warmup_ramps_linearly_then_the_cosine_spans_the_remaining_steps():
     assert [restarted(s) for s in (4, 5, 7, 8)] == [0.125, 0.25, 0.5, 0.5]
 
 
+def test_exponential_decay_and_the_min_lr_floor():
+    exp = _train(total_steps=100, optimizer={"name": "sgd", "lr": 1.0},
+                 lr_schedule={"name": "exponential", "decay": 0.25, "decay_start": 10,
+                              "decay_every": 4, "min_lr": 0.01})["lr_schedule"]
+    # continuous: 0.25^((t - 10) / 4); half an interval is a factor 0.5; floored at 0.01
+    assert [lr_at(t, 1.0, exp, 100) for t in (9, 10, 12, 14, 18)] == [1.0, 1.0, 0.5, 0.25, 0.0625]
+    assert lr_at(99, 1.0, exp, 100) == 0.01
+    step = dict(exp, name="step")  # whole intervals: 0.25 from step 10, 0.0625 from 14, ...
+    assert [lr_at(t, 1.0, step, 100) for t in (9, 10, 13, 14, 18, 99)] == [
+        1.0, 0.25, 0.25, 0.0625, 0.015625, 0.01]
+    cos = dict(exp, name="cosine")  # cosine from 1.0 down to min_lr
+    assert lr_at(50, 1.0, cos, 100) == pytest.approx(0.505) and lr_at(100, 1.0, cos, 100) == 0.01
+
+
 def warm_cosine(t: int, base: float, warmup: int, total: int) -> float:
     """The test's own statement of a warm-up + cosine schedule (min_lr 0)."""
     if t < warmup:
