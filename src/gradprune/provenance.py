@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 
+from gradprune.code_digest import code_digests
 from gradprune.config import PROJECT_ROOT, config_hash
 
 _PACKAGES = ("torch", "torchvision", "numpy", "safetensors", "sacrebleu", "sentencepiece", "snakemake")
@@ -68,6 +69,7 @@ def provenance(config: dict, device, started: str, preset: dict | None = None) -
         "sources": preset.get("sources", []),
         "commit": commit,
         "dirty": dirty,
+        "code": code_digests(),  # of the code that computes the numbers (gradprune.code_digest)
         "versions": versions(),
         "device": device_description(device),
         "host": socket.gethostname(),
