@@ -25,3 +25,33 @@ def test_top1_top5_counts_hits_among_the_five_largest_logits():
 def test_fewer_than_five_classes_count_every_class_in_top5():
     model = nn.Linear(1, 3)
     assert top1_top5(model, [(torch.zeros(4, 1), torch.tensor([0, 1, 2, 2]))], "cpu")["top5"] == 100.0
+
+
+def test_training_batches_pair_each_image_with_its_own_label(tmp_path):
+    """Image i of a synthetic set is a constant gray of 20 x its label (the 2-pixel shifts and
+    flips keep the centre): every batch's labels are those its images encode, and an epoch
+    visits every example once, in a seeded order."""
+    from safetensors.torch import save_file
+    from tests.workflow_helpers import validated_experiment
+
+    from gradprune.tasks.vision import VisionTask
+
+    gen = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, 10, (40,), generator=gen)
+    images = (labels * 20).to(torch.uint8)[:, None, None].expand(40, 28, 28).contiguous()
+    path = tmp_path / "data.safetensors"
+    save_file({"train_images": images, "train_labels": labels, "test_images": images[:8].clone(),
+               "test_labels": labels[:8].clone()}, str(path))
+    exp = validated_experiment("test", "mobilenet-fmnist",
+                               train={"batch_size": 8, "train_subset": None})
+    task = VisionTask(exp, {"prepared": path}, "cpu", seed=3)
+    assert task.steps_per_epoch == 5
+    seen = []
+    for step in range(10):  # two epochs
+        x, y = task.batch(step)
+        gray = (x[:, 0, 14, 14] * 0.3530 + 0.2860) * 255  # undo the normalisation
+        assert torch.equal((gray / 20).round().long(), y), step
+        seen.append(y)
+    first, second = torch.cat(seen[:5]), torch.cat(seen[5:])
+    assert sorted(first.tolist()) == sorted(labels.tolist()) == sorted(second.tolist())
+    assert not torch.equal(first, second)  # each epoch its own order
