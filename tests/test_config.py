@@ -162,6 +162,25 @@ def test_cross_field_errors_name_the_key_the_value_and_what_is_allowed(change, m
         validate_config(config)
 
 
+@pytest.mark.parametrize("pruning, warmup, refused", [
+    ({"frequency": 3, "n_updates": 3}, 0, "pruning ends at step 12"),   # the last step's index + 1
+    ({"frequency": 2, "n_updates": 4}, 0, None),                        # ends at 11 < 12
+    ({}, 12, "warmup_steps: 12 is not below"),
+    ({}, 11, None),
+])
+def test_pruning_and_warmup_must_end_before_training_does_at_the_boundary(pruning, warmup,
+                                                                         refused):
+    """The test preset trains 12 steps; its pruning begins at step 3."""
+    config = load_preset("test")
+    _exp(config)["pruning"].update(pruning)
+    _exp(config)["train"]["lr_schedule"]["warmup_steps"] = warmup
+    if refused is None:
+        validate_config(config)
+    else:
+        with pytest.raises(ConfigError, match=refused):
+            validate_config(config)
+
+
 def test_inception_has_no_width_and_lstm_sizes_are_units_or_names():
     config = validate_config(load_preset("paper"))
     config["experiments"]["inceptionv3-imagenet"]["large"]["size"] = 0.5
