@@ -176,3 +176,37 @@ def test_continued_runs_follow_the_restarted_scaled_schedule(fmnist):
     assert lr[5] == pytest.approx(0.0025 * (1 + math.cos(math.pi * 2 / 5)))
     assert dict(zip(plain_log["step"], plain_log["lr"]))[3] == pytest.approx(
         0.025 * (1 + math.cos(math.pi * 3 / 8)))
+
+
+class _LinearLoss:
+    """A task whose loss is w . (3, 4): its gradient is (3, 4), of norm 5, at every step."""
+
+    curve_metric = None
+    steps_per_epoch = 1
+    device = torch.device("cpu")
+
+    def __init__(self):
+        from gradprune.training.distributed import DistContext
+
+        self.dist = DistContext()
+
+    def train_loss(self, model, step):
+        return model(torch.tensor([[3.0, 4.0]])).sum()
+
+
+@pytest.mark.parametrize("clip, moved", [(1.0, (0.6, 0.8)), (5.0, (3.0, 4.0)),
+                                         (10.0, (3.0, 4.0)), (None, (3.0, 4.0))])
+def test_a_training_step_clips_the_gradients_norm_to_grad_clip_norm(clip, moved):
+    """One SGD step at lr 1 moves w by -g, g scaled to norm grad_clip_norm when longer (null:
+    off)."""
+    from gradprune.training.loop import TrainState, train_steps
+    from gradprune.training.optim import build_optimizer
+
+    train = _train(total_steps=20, grad_clip_norm=clip, log_every=1, eval_every=1,
+                   optimizer={"name": "sgd", "lr": 1.0, "momentum": 0.0, "weight_decay": 0.0},
+                   lr_schedule={"name": "constant"})
+    model = torch.nn.Linear(2, 1, bias=False)
+    torch.nn.init.zeros_(model.weight)
+    state = TrainState(model, build_optimizer(model, train["optimizer"]), None, _LinearLoss())
+    train_steps(state, train, end_step=1)
+    assert model.weight.detach()[0].tolist() == pytest.approx([-m for m in moved], rel=1e-6)
