@@ -210,3 +210,30 @@ def test_a_training_step_clips_the_gradients_norm_to_grad_clip_norm(clip, moved)
     state = TrainState(model, build_optimizer(model, train["optimizer"]), None, _LinearLoss())
     train_steps(state, train, end_step=1)
     assert model.weight.detach()[0].tolist() == pytest.approx([-m for m in moved], rel=1e-6)
+
+
+@pytest.mark.parametrize("preset, experiment, cls, keys", [
+    ("mini", "mobilenet-fmnist", torch.optim.SGD, ("lr", "momentum", "nesterov", "weight_decay")),
+    ("mini", "gnmt-multi30k", torch.optim.Adam, ("lr", "eps", "weight_decay")),
+    ("paper", "mobilenet-imagenet", torch.optim.RMSprop, ("lr", "momentum", "eps", "weight_decay")),
+])
+def test_the_optimizer_carries_the_recipes_hyperparameters(preset, experiment, cls, keys):
+    """Every hyperparameter of the recipe reaches the optimizer (RMSProp also TF-slim's decay
+    0.9); the recipes use each of them with a value other than torch's default."""
+    from gradprune.training.optim import build_optimizer
+
+    cfg = validate_config(load_preset(preset))["experiments"][experiment]["train"]["optimizer"]
+    opt = build_optimizer(torch.nn.Linear(2, 2), cfg)
+    assert type(opt) is cls
+    group = opt.param_groups[0]
+    assert {k: group[k] for k in keys} == {k: cfg[k] for k in keys}
+    if cls is torch.optim.RMSprop:
+        assert group["alpha"] == 0.9
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw", "rmsprop"])
+def test_eps_reaches_every_optimizer_that_has_one(name):
+    from gradprune.training.optim import build_optimizer
+
+    cfg = _train(optimizer={"name": name, "lr": 0.1, "eps": 1e-3})["optimizer"]
+    assert build_optimizer(torch.nn.Linear(2, 2), cfg).param_groups[0]["eps"] == 1e-3
