@@ -182,7 +182,7 @@ def test_readme_command_plans_what_it_says(finished_test_run, command):
     proc = _dry_run(repo, preset_args, command, env={"SLURM_PARTITION": "gpu"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     jobs = planned_jobs(proc)
-    if expected.startswith("paper"):
+    if isinstance(expected, str) and expected.startswith("paper"):
         _check_paper_plan(proc, jobs, expected.split("+")[1:])
     elif expected == "seed-1":
         assert planned_runs(proc) == {RUN.format(s=s, seed=1) for s in ("0.0", "0.5", "0.75")} | {
