@@ -12,6 +12,7 @@ _ROOT = str(Path(__file__).resolve().parents[1])
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
+from tests.ci_skips import pytest_runtest_makereport  # noqa: F401  (the hook: no skip under CI=true)
 from tests.fixtures.http_server import LoopbackServer
 
 # snakemake-executor-plugin-slurm runs `scontrol show config` when it is imported, i.e. at every

@@ -5,7 +5,6 @@ repository root."""
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 import yaml
@@ -163,6 +162,25 @@ def test_cross_field_errors_name_the_key_the_value_and_what_is_allowed(change, m
         validate_config(config)
 
 
+@pytest.mark.parametrize("pruning, warmup, refused", [
+    ({"frequency": 3, "n_updates": 3}, 0, "pruning ends at step 12"),   # the last step's index + 1
+    ({"frequency": 2, "n_updates": 4}, 0, None),                        # ends at 11 < 12
+    ({}, 12, "warmup_steps: 12 is not below"),
+    ({}, 11, None),
+])
+def test_pruning_and_warmup_must_end_before_training_does_at_the_boundary(pruning, warmup,
+                                                                         refused):
+    """The test preset trains 12 steps; its pruning begins at step 3."""
+    config = load_preset("test")
+    _exp(config)["pruning"].update(pruning)
+    _exp(config)["train"]["lr_schedule"]["warmup_steps"] = warmup
+    if refused is None:
+        validate_config(config)
+    else:
+        with pytest.raises(ConfigError, match=refused):
+            validate_config(config)
+
+
 def test_inception_has_no_width_and_lstm_sizes_are_units_or_names():
     config = validate_config(load_preset("paper"))
     config["experiments"]["inceptionv3-imagenet"]["large"]["size"] = 0.5
@@ -301,16 +319,15 @@ def test_the_composed_config_equals_the_preset_after_schema_defaults(repo):
         assert run_settings(written, run) == run_settings(expected, run)
 
 
-def test_paper_preset_dry_run_lists_every_row_quickly(repo):
-    start = time.time()
+def test_paper_preset_dry_run_lists_every_row(repo):
+    """Every run of the paper preset is planned; how long planning takes is measured by
+    benchmarks/bench_plan.py (a time limit here would fail on a loaded machine)."""
     proc = run_snakemake(repo, "-n", "--quiet", "rules", "--configfile", "presets/paper.yaml",
                          timeout=300)
-    elapsed = time.time() - start
     assert proc.returncode == 0, proc.stderr[-3000:]
     n_runs = len(plan_runs(validate_config(load_preset("paper"))))
     jobs = planned_jobs(proc)
     assert jobs["train"] == n_runs and jobs["evaluate"] == n_runs
-    assert elapsed < 120, f"dry run took {elapsed:.0f} s"
 
 
 def test_paper_preset_plans_the_wmt16_archives_as_downloads(repo):

@@ -93,6 +93,9 @@ def test_int8_is_symmetric_per_tensor_and_keeps_zeros():
     assert (quantized(w) - w).abs().max() <= scale.item() / 2 + 1e-7
     zq, zscale = quantize(torch.zeros(3))
     assert zscale.item() == 1.0 and not zq.any()
+    # to the nearest level, by hand: scale 1.27 / 127 = 0.01; 1.6 -> 2, -1.6 -> -2, 0.4 -> 0
+    q, _ = quantize(torch.tensor([1.27, 0.016, -0.016, 0.004]))
+    assert q.tolist() == [127, 2, -2, 0]
 
 
 def _model_state():

@@ -70,6 +70,9 @@ def test_crossover_is_interpolated_in_log_speedup():
     assert math.isnan(x) and "not reached up to 0.75" in note
     x, _ = fr.crossover([0.5, 0.9], [1.2, 3.0])
     assert x == 0.5
+    # a speedup of exactly 1 is the crossover (sparse as fast as dense), at either position
+    assert fr.crossover([0.5, 0.75], [0.5, 1.0])[0] == pytest.approx(0.75)
+    assert fr.crossover([0.5, 0.75], [1.0, 2.0])[0] == 0.5
 
 
 def test_pareto_flags_the_undominated_configurations():
@@ -170,3 +173,52 @@ def test_an_experiment_without_small_dense_models_has_an_empty_budget_table():
     assert budgets.empty and list(budgets.columns) == fr.BUDGET_COLUMNS
     assert budget_display(budgets).empty
     assert fr.crossover_table(fr.latency_rows([])).empty
+
+
+def _configs(rows, metric="top1"):
+    """A configurations table as fr.configurations builds it, by hand: (role, sparsity, cost,
+    {seed: value}) per configuration of one axis."""
+    return pd.DataFrame([
+        {"axis": "nnz", "model": "m", "size": 1.0 if role != "small-dense" else 0.5, "role": role,
+         "sparsity": sparsity, "storage": "", "cost": cost,
+         "value": sum(by_seed.values()) / len(by_seed), "n_seeds": len(by_seed),
+         "metric": metric, "by_seed": by_seed}
+        for role, sparsity, cost, by_seed in rows])
+
+
+# The budget is the small-dense cost, 1000; slack 0.25: a configuration fits when its cost is at
+# most 1250 (exact in binary). Hand-worked: which large-sparse model the row picks.
+@pytest.mark.parametrize("cost, fits", [(1000.0, True), (1100.0, True), (1250.0, True),
+                                        (1250.5, False)])
+def test_a_budget_admits_costs_up_to_the_slack_and_no_further(cost, fits):
+    configs = _configs([("small-dense", 0.0, 1000.0, {0: 80.0, 1: 80.5}),
+                        ("large-sparse", 0.9, cost, {0: 85.0, 1: 85.5}),
+                        ("large-sparse", 0.95, 500.0, {0: 70.0, 1: 70.5})])
+    (row,) = fr.budget_table(configs, slack=0.25, tolerance=0.1).to_dict("records")
+    if fits:  # the better large-sparse model (90 %) fits, and wins on both seeds by 5 > 0.35
+        assert (row["ls_sparsity"], row["best_sparsity"]) == (0.9, 0.9)
+        assert row["verdict"] == "large-sparse wins" and row["difference"] == 5.0
+    else:  # only the 95 % model fits, and loses
+        assert (row["ls_sparsity"], row["best_role"]) == (0.95, "small-dense")
+        assert row["verdict"] == "small-dense wins" and row["difference"] == -10.0
+    assert row["slack"] == 0.25 and row["budget"] == 1000.0
+
+
+def test_the_best_configuration_under_a_budget_follows_the_metrics_direction():
+    # perplexity: lower is better; the 90 % model (ppl 90) beats the small-dense one (100)
+    rows = [("small-dense", 0.0, 1000.0, {0: 100.0, 1: 101.0}),
+            ("large-sparse", 0.9, 900.0, {0: 90.0, 1: 91.0}),
+            ("large-sparse", 0.95, 500.0, {0: 120.0, 1: 121.0})]
+    (row,) = fr.budget_table(_configs(rows, "test_perplexity"), slack=0.0).to_dict("records")
+    assert (row["best_sparsity"], row["ls_sparsity"]) == (0.9, 0.9)
+    assert row["verdict"] == "large-sparse wins" and row["difference"] == 10.0
+    # with no large-sparse model under the budget
+    (row,) = fr.budget_table(_configs(rows[:1] + [("large-sparse", 0.9, 1001.0, {0: 1.0})],
+                                      "test_perplexity"), slack=0.0).to_dict("records")
+    assert row["verdict"] == fr.NO_FIT and row["best_role"] == "small-dense"
+
+
+def test_equal_configurations_do_not_dominate_each_other():
+    df = pd.DataFrame({"axis": ["a"] * 3, "cost": [1.0, 1.0, 1.0], "value": [5.0, 5.0, 4.0]})
+    assert fr.mark_pareto(df, higher_is_better=True)["pareto"].tolist() == [True, True, False]
+    assert fr.mark_pareto(df, higher_is_better=False)["pareto"].tolist() == [False, False, True]

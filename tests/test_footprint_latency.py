@@ -122,12 +122,60 @@ def test_rounds_interleave_calls_in_shuffled_orders():
     assert len(set(rounds)) > 1  # in changing orders
 
 
-def test_calibration_repeats_fast_calls_to_the_minimum_time():
-    out = time_calls({"fast": lambda: None}, rounds=2, min_time_s=0.002)
-    assert out["fast"]["inner"] > 10
+class FakeClock:
+    """A perf_counter that only the calls move: call ``key`` costs the next of its listed seconds
+    (warm-up, calibration, then one per round); the timings are then known exactly."""
+
+    def __init__(self, costs: dict[str, list[float]]):
+        self.now, self.costs = 0.0, {k: list(v) for k, v in costs.items()}
+
+    def perf_counter(self) -> float:
+        return self.now
+
+    def call(self, key: str):
+        def run():
+            self.now += self.costs[key].pop(0) if len(self.costs[key]) > 1 else self.costs[key][0]
+        return run
+
+
+def _fake_time(monkeypatch, costs):
+    from gradprune.footprint import latency
+
+    clock = FakeClock(costs)
+    monkeypatch.setattr(latency, "time", clock)
+    return clock
+
+
+def test_calibration_repeats_fast_calls_to_the_minimum_time(monkeypatch):
+    # a call of 2^-14 s (61 us) against a minimum sample time of 2^-9 s: 32 calls per sample,
+    # and each sample is the time of one call
+    clock = _fake_time(monkeypatch, {"fast": [2.0**-14], "slow": [0.5]})
+    out = time_calls({k: clock.call(k) for k in ("fast", "slow")}, rounds=3, min_time_s=2.0**-9)
+    assert out["fast"]["inner"] == 32 and out["slow"]["inner"] == 1  # a slow call runs once
+    assert out["fast"]["samples"] == [2.0**-14] * 3 and out["slow"]["samples"] == [0.5] * 3
     s = summary([3.0, 1.0, 2.0, 10.0])
     assert s["median"] == 2.5 and s["min"] == 1.0 and s["max"] == 10.0
-    assert s["q25"] <= s["median"] <= s["q75"]
+    # linear interpolation on [1, 2, 3, 10]: positions 0.75 and 2.25
+    assert (s["q25"], s["q75"]) == (1.75, 4.75)
+
+
+def test_speedup_is_dense_over_sparse_per_round_then_the_median(monkeypatch):
+    """Per round the dense call takes 4, 8, 2 ms and the sparse one 1, 4, 4 ms: per-round ratios
+    dense/sparse 4, 2, 0.5, median 2 (the ratio of the medians would be 4/4 = 1, and
+    sparse/dense 0.5: both wrong)."""
+    ms = 1e-3
+    clock = _fake_time(monkeypatch, {"dense:1": [ms, ms, 4 * ms, 8 * ms, 2 * ms],
+                                     "sparse:1": [ms, ms, 1 * ms, 4 * ms, 4 * ms]})
+    calls = {("dense", 1): clock.call("dense:1"), ("sparse", 1): clock.call("sparse:1")}
+    result = measure(calls, rounds=3, min_time_s=0.0)
+    (speedup,) = result["speedup"]
+    assert speedup["batch"] == 1
+    assert speedup["median"] == pytest.approx(2.0)
+    assert (speedup["q25"], speedup["q75"]) == (pytest.approx(1.25), pytest.approx(3.0))
+    dense = next(t for t in result["timings"] if t["mode"] == "dense")
+    assert dense["median_s"] == pytest.approx(4 * ms) and dense["samples_s"] == pytest.approx(
+        [4 * ms, 8 * ms, 2 * ms])
+    assert (dense["min_s"], dense["max_s"]) == (pytest.approx(2 * ms), pytest.approx(8 * ms))
 
 
 def test_inference_calls_cover_modes_and_batches_and_report_speedups():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -62,6 +64,36 @@ def test_mobilenet_small_dense_counts(width, exact, paper):
     assert total == exact
     # 0.75 is a `recollection` row of the reference (2.59M); ours is 2.57M, 0.8% below.
     assert abs(total / 1e6 - paper) / paper < 0.01
+
+
+# The mini's MobileNets on Fashion-MNIST (1 channel, 10 classes), by hand from the ImageNet
+# network's 4,210,088: the classifier 1024 x 1000 + 1000 becomes 1024 x 10 + 10, the stem's
+# 3x3 kernel sees 1 channel instead of 3 (32 x 3 x 3 x 2 fewer weights).
+MINI_DENSE = 4_210_088 - (1024 * 1000 + 1000) + (1024 * 10 + 10) - 32 * 3 * 3 * 2
+# the pruned tensors at width 1.0: the 13 pointwise convolutions (in -> out) and the classifier
+MINI_POINTWISE = [(32, 64), (64, 128), (128, 128), (128, 256), (256, 256), (256, 512),
+                  *[(512, 512)] * 5, (512, 1024), (1024, 1024), (1024, 10)]
+
+
+@pytest.mark.parametrize("sparsity", [0.5, 0.75, 0.9, 0.95])
+def test_the_minis_sparse_counts_by_hand(sparsity):
+    """What config.yaml's description and the README print (3.19M; 1.62/0.83/0.36/0.20M), from
+    the layer shapes: each pruned tensor loses floor(s * numel + 0.5) weights."""
+    model = build_model("mobilenet_v1", num_classes=10, in_channels=1)
+    assert count_nnz(model).total == MINI_DENSE == 3_194_762
+    pruner = _pruner(model, "mobilenet_v1", sparsity)
+    pruner.prune_to(sparsity)
+    pruned = sum(math.floor(sparsity * i * o + 0.5) for i, o in MINI_POINTWISE)
+    assert count_nnz(model, pruner.masks()).total == MINI_DENSE - pruned
+    printed = {0.5: 1.62, 0.75: 0.83, 0.9: 0.36, 0.95: 0.20}[sparsity]
+    assert round((MINI_DENSE - pruned) / 1e6, 2) == printed
+
+
+@pytest.mark.parametrize("width, printed", [(0.75, 1.81), (0.5, 0.81), (0.35, 0.40),
+                                            (0.25, 0.21)])
+def test_the_minis_small_dense_counts_are_the_printed_ones(width, printed):
+    model = build_model("mobilenet_v1", width=width, num_classes=10, in_channels=1)
+    assert round(count_nnz(model).total / 1e6, 2) == printed
 
 
 def test_mobilenet_prunes_pointwise_and_classifier_only():

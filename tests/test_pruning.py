@@ -103,6 +103,23 @@ def test_kth_smallest_is_exact_on_large_tensors_with_ties(monkeypatch, sample_si
         kth_smallest(torch.ones(3), 0)
 
 
+@pytest.mark.parametrize("extra", [0, 1])
+def test_kth_smallest_when_the_sample_misses_the_smallest_values(monkeypatch, extra):
+    """Every weight the sample draws is 2, every other 1: the sample's bracket starts at 2, so
+    exactly the k = (unsampled count) smallest lie below it; the answer is 1 with k of them (at
+    k + 1: 2, with all n), found by the fallback."""
+    monkeypatch.setattr(selection, "_SAMPLE_MIN_NUMEL", 1000)
+    monkeypatch.setattr(selection, "_SAMPLE_SIZE", 256)
+    n = 5_000
+    gen = torch.Generator().manual_seed(selection._SAMPLE_SEED)
+    sampled = torch.randint(n, (256,), generator=gen)  # the positions select_kth draws
+    x = torch.ones(n)
+    x[sampled] = 2.0
+    ones = int((x == 1).sum())
+    got, n_le = selection.select_kth(x, ones + extra)
+    assert (float(got), n_le) == ((1.0, ones) if extra == 0 else (2.0, n))
+
+
 def test_mask_update_does_not_touch_the_global_rng():
     model = nn.Linear(1200, 1000)  # > 2**20 weights: the sampled selection runs
     pruner = GradualPruner(model, ONE_SHOT)

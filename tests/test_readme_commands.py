@@ -16,8 +16,17 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from tests.workflow_helpers import ROOT, planned_jobs, planned_runs, run_snakemake
+from tests.workflow_helpers import (
+    ROOT,
+    load_preset,
+    planned_job_blocks,
+    planned_jobs,
+    planned_runs,
+    repo_copy,
+    run_snakemake,
+)
 
+from gradprune.config import plan_runs, run_settings, validate_config
 from gradprune.training.checkpoint import import_weights
 
 pytestmark = pytest.mark.slow
@@ -30,7 +39,8 @@ NOTHING: dict = {}
 EXPECTED = {
     "snakemake --cores all": NOTHING,
     "snakemake -n --configfile presets/paper.yaml": "paper",
-    "snakemake --cores all --configfile presets/paper.yaml --config data='{imagenet: /data/ILSVRC2012}'": "paper",
+    "snakemake --cores all --configfile presets/paper.yaml --config data='{imagenet: /data/ILSVRC2012}'":
+        "paper+imagenet",
     "snakemake --cores all --config seeds='[0, 1]'": "seed-1",
     "snakemake --cores 1 results/config.yaml --configfile presets/paper.yaml": "config",
     f"snakemake --cores all {RUN.format(s='0.75', seed=0)}/metrics.json": NOTHING,
@@ -41,10 +51,10 @@ EXPECTED = {
         {"train": 1, "evaluate": 1},
     # a new --config changes the composed config: only results/config.yaml is rewritten
     "snakemake --cores all --config data='{offline: true}'": {"effective_config": 1},
-    "snakemake --profile profiles/slurm --configfile presets/paper.yaml": "paper",
+    "snakemake --profile profiles/slurm --configfile presets/paper.yaml": "paper+slurm",
     "snakemake --profile profiles/slurm --configfile presets/paper.yaml --config experiments='{gnmt-"
     "wmt16-ende: {resources: {nodes: 2, gpu: 4}}, gnmt-wmt16-deen: {resources: {nodes: 2, gpu: 4}}}'"
-    " precision='{autocast: bf16}'": "paper",
+    " precision='{autocast: bf16}'": "paper+slurm+gnmt-2x4+bf16",
     "snakemake --report report.html": "report",
     # one experiment's report: its landing section is built already, then reported alone
     "snakemake --cores all results/report/mobilenet-fmnist.rst": NOTHING,
@@ -82,7 +92,7 @@ def _own_preset(words) -> bool:
     return "--configfile" in words
 
 
-def _dry_run(repo, preset_args, command: str):
+def _dry_run(repo, preset_args, command: str, env: dict | None = None):
     words = shlex.split(command)[1:]
     if "--report" in words:
         return run_snakemake(repo, *words, *preset_args)
@@ -90,7 +100,77 @@ def _dry_run(repo, preset_args, command: str):
         words += list(preset_args)
     if "-n" not in words:
         words.insert(0, "-n")
-    return run_snakemake(repo, *words)
+    return run_snakemake(repo, *words, env=env)
+
+
+def _paper_runs():
+    return plan_runs(validate_config(load_preset("paper")))
+
+
+def _check_paper_plan(proc, jobs, overrides: list[str]) -> None:
+    """The paper preset's plan: one train/evaluate/footprint/latency job per run it lists, one
+    pretrain job per large model and seed; then each override of the command in effect."""
+    runs = _paper_runs()
+    for rule in ("train", "evaluate", "footprint", "latency"):
+        assert jobs[rule] == len(runs), (rule, jobs[rule], len(runs))
+    large = {(r.experiment, r.model, r.size, r.seed) for r in runs if r.role != "small-dense"}
+    assert jobs["pretrain"] == len(large)
+    trainers = [j for j in planned_job_blocks(proc) if j["rule"] in ("pretrain", "train")]
+    assert len(trainers) == jobs["pretrain"] + jobs["train"]
+    gnmt = [j for j in trainers if j["wildcards"]["experiment"].startswith("gnmt-wmt16-")]
+    others = [j for j in trainers if j not in gnmt]
+    assert gnmt and others
+    # --profile profiles/slurm: its default resources (the partition from the environment)
+    assert all((j["resources"].get("slurm_partition") == "gpu") == ("slurm" in overrides)
+               for j in trainers)
+    if "gnmt-2x4" in overrides:  # two nodes of four GPUs for both GNMT experiments, only them
+        assert all((j["resources"]["nodes"], j["resources"]["gres"]) == ("2", "gpu:4")
+                   for j in gnmt), gnmt[0]
+    assert not any(j["resources"].get("nodes") == "2" for j in
+                   (trainers if "gnmt-2x4" not in overrides else others))
+
+
+def _composed(tmp_path, command: str) -> dict:
+    """results/config.yaml as the command's --configfile/--config compose it (in a fresh copy)."""
+    import yaml
+
+    words = shlex.split(command)[1:]
+    args = words[words.index("--configfile"):]
+    repo = repo_copy(tmp_path / "compose")
+    proc = run_snakemake(repo, "--cores", "1", "results/config.yaml", *args)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return yaml.safe_load((repo / "results/config.yaml").read_text())
+
+
+def test_the_bf16_and_gnmt_overrides_reach_every_jobs_settings(tmp_path):
+    """precision='{autocast: bf16}' is in the settings every training job receives
+    (gradprune.config.run_settings), the GNMT resources only in the GNMT experiments'."""
+    command = next(c for c, e in EXPECTED.items() if e == "paper+slurm+gnmt-2x4+bf16")
+    config = _composed(tmp_path, command)
+    runs = plan_runs(config)
+    assert len(runs) == len(_paper_runs())
+    for run in runs:
+        settings = run_settings(config, run)
+        assert settings["precision"]["autocast"] == "bf16", run
+        resources = config["experiments"][run.experiment]["resources"]
+        assert ((resources["nodes"], resources["gpu"]) == (2, 4)) == run.experiment.startswith(
+            "gnmt-wmt16-"), (run.experiment, resources)
+
+
+def test_the_imagenet_override_is_the_folder_the_imagenet_check_reads(tmp_path):
+    """With data.imagenet set, the ImageNet check runs on that folder (here missing, so it
+    fails naming it); without it, the run refuses before any job, saying how to set it."""
+    command = next(c for c, e in EXPECTED.items() if e == "paper+imagenet")
+    words = shlex.split(command)[1:]
+    args = words[words.index("--configfile"):]
+    repo = repo_copy(tmp_path / "imagenet")
+    target = "resources/prepared/imagenet/index.json"
+    proc = run_snakemake(repo, "--cores", "1", target, *args)
+    assert proc.returncode != 0
+    log = (repo / "logs/prepare/imagenet.log").read_text()
+    assert "/data/ILSVRC2012" in log and "does not exist" in log, log[-2000:]
+    unset = run_snakemake(repo, "--cores", "1", target, "--configfile", "presets/paper.yaml")
+    assert unset.returncode != 0 and "data.imagenet is not set" in unset.stderr
 
 
 @pytest.mark.parametrize("command", list(EXPECTED))
@@ -102,11 +182,11 @@ def test_readme_command_plans_what_it_says(finished_test_run, command):
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert "preset: paper" in (repo / "results/config.yaml").read_text()
         return
-    proc = _dry_run(repo, preset_args, command)
+    proc = _dry_run(repo, preset_args, command, env={"SLURM_PARTITION": "gpu"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     jobs = planned_jobs(proc)
-    if expected == "paper":
-        assert jobs["train"] == jobs["evaluate"] >= 30 and jobs["pretrain"] >= 5
+    if isinstance(expected, str) and expected.startswith("paper"):
+        _check_paper_plan(proc, jobs, expected.split("+")[1:])
     elif expected == "seed-1":
         assert planned_runs(proc) == {RUN.format(s=s, seed=1) for s in ("0.0", "0.5", "0.75")} | {
             "results/mobilenet-fmnist/mobilenet_v1-0.25/sparsity-0.0/seed-1"}

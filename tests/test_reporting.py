@@ -181,6 +181,48 @@ def test_judge_wins_only_beyond_the_spread():
     assert sd_win.difference == pytest.approx(-6.25) and sd_win.verdict == SD_WINS
 
 
+# Both sides of the rule at its two thresholds, for both metric directions. Three seeds on each
+# side with values 1 apart: each side's sample sd (ddof=1) is exactly 1.0, so the spread is 1.0;
+# the small-dense side sits at 60, 61, 62 and the large-sparse side is shifted by ``gap`` (in the
+# metric's better direction when positive). Hand-worked: mean difference = gap, every seed's
+# difference = gap; "wins" needs |gap| > tie tolerance (0.25) on every seed and |gap| > 1.0. Every
+# value is exact in binary, so "at" a threshold is exactly at it.
+JUDGE_EDGES = [
+    (1.5, LS_WINS),          # beyond the spread
+    (1.0, NOT_SEPARATED),    # at the spread: a mean difference equal to it does not separate
+    (0.5, NOT_SEPARATED),    # every seed wins beyond the tie tolerance, the mean is inside the spread
+    (0.25, NOT_SEPARATED),   # at the tie tolerance: every seed a tie
+    (0.0, NOT_SEPARATED),
+    (-0.25, NOT_SEPARATED),
+    (-0.5, NOT_SEPARATED),   # every seed loses beyond the tolerance, the mean is inside the spread
+    (-1.0, NOT_SEPARATED),
+    (-1.5, SD_WINS),
+]
+
+
+@pytest.mark.parametrize("higher_is_better", [True, False])
+@pytest.mark.parametrize("gap, verdict", JUDGE_EDGES)
+def test_judge_at_and_around_its_thresholds_on_both_sides(gap, verdict, higher_is_better):
+    sd = {0: 60.0, 1: 61.0, 2: 62.0}
+    shift = gap if higher_is_better else -gap  # a lower perplexity is better
+    ls = {s: v + shift for s, v in sd.items()}
+    j = judge(ls, sd, higher_is_better=higher_is_better, tie_tolerance=0.25)
+    assert j.verdict == verdict, (gap, j)
+    assert j.difference == gap and j.spread == 1.0
+    expected_outcome = TIE if abs(gap) <= 0.25 else (LS if gap > 0 else SD)
+    assert set(j.seed_outcomes.values()) == {expected_outcome}
+    assert j.ahead == expected_outcome
+
+
+def test_the_spread_is_the_larger_sample_sd_whichever_side_holds_it():
+    quiet, noisy = {0: 70.0, 1: 70.0, 2: 70.0}, {0: 60.0, 1: 61.0, 2: 62.0}  # sds 0 and 1 (ddof=1)
+    for ls, sd in ((quiet, noisy), (noisy, quiet)):
+        assert judge(ls, sd, higher_is_better=True, tie_tolerance=0.25).spread == 1.0
+    # two seeds 2 apart: sample sd sqrt(2) (the population sd would be 1)
+    assert judge({0: 80.0, 1: 80.0}, {0: 60.0, 1: 62.0}, True, 0.25).spread == pytest.approx(
+        math.sqrt(2))
+
+
 def test_judge_ties_one_seed_and_unpaired_seeds():
     # a seed whose difference equals the tie tolerance is a tie, not a win
     tie = judge({0: 50.5, 1: 51.5}, {0: 50.0, 1: 51.0}, higher_is_better=True, tie_tolerance=0.5)

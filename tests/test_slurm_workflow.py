@@ -34,6 +34,7 @@ import torch
 import yaml
 from safetensors.torch import load_file
 from tests.fixtures.data_formats import registry_for, write_fashion_mnist
+from tests.fixtures.faults import fault_env, fired
 from tests.fixtures.http_server import LoopbackServer
 from tests.workflow_helpers import ROOT, SNAKEFILE, load_preset, write_registry
 
@@ -571,19 +572,21 @@ def test_requeued_training_job_resumes_and_equals_an_uninterrupted_run(
     once it wrote a checkpoint; SLURM runs the same job again, which resumes from the checkpoint.
     SLURM holds a requeued job for AuthInfo's cred_expire (120 s by default) before it may start
     again; the test releases it at once (`scontrol update StartTime=now`)."""
-    # 1300 steps after the first checkpoint of the train job (step 200): seconds of training
-    # left when the requeue arrives
-    config = _lm_config(ptb_registry, {}, total_steps=1500, checkpoint_every=100, log_every=100)
+    # The train job (steps 100-400) holds at step 250, after its checkpoint of step 200, until
+    # SLURM kills it: the requeue never races the job's end, however fast or loaded the machine.
+    config = _lm_config(ptb_registry, {}, total_steps=400, checkpoint_every=100, log_every=100)
     config["experiments"]["lstm-ptb"]["pruning"] = {"begin_step": 100, "frequency": 50, "n_updates": 4}
     work = tmp_path / "slurm"
+    env = fault_env([{"at": "train_step", "step": 250, "pause": 400}], tmp_path / "faults",
+                    base=slurm_env)
     run = _snakemake(work, f"{LM_SPARSE}/model.safetensors", "--profile", str(PROFILE), *FAST,
-                     env=slurm_env, limit=600, config=config)
+                     env=env, limit=600, config=config)
     ckpt = work / LM_SPARSE / "checkpoint.pt"
     try:
         job = None
         deadline = time.monotonic() + 480
         while job is None and time.monotonic() < deadline and run.proc.poll() is None:
-            if run.run_id and ckpt.exists():
+            if run.run_id and fired(env)[0]:
                 q = subprocess.run(["squeue", "-h", "-t", "RUNNING", "--name", run.run_id,
                                     "-o", "%i %k"], check=False, capture_output=True, text=True,
                                    timeout=30)
@@ -591,7 +594,8 @@ def test_requeued_training_job_resumes_and_equals_an_uninterrupted_run(
                             if "rule_train_" in line), None)
             if job is None:
                 time.sleep(0.2)
-        assert job, f"the train job never checkpointed:\n{run.output[-3000:]}"
+        assert job, f"the train job never reached step 250:\n{run.output[-3000:]}"
+        assert ckpt.exists()
         subprocess.run(["scontrol", "requeue", job], check=True, timeout=30)
         deadline = time.monotonic() + 120
         while _squeue(job) != "PENDING" and time.monotonic() < deadline:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+
+import pytest
 import torch
 from torch import nn
 
@@ -25,3 +28,66 @@ def test_top1_top5_counts_hits_among_the_five_largest_logits():
 def test_fewer_than_five_classes_count_every_class_in_top5():
     model = nn.Linear(1, 3)
     assert top1_top5(model, [(torch.zeros(4, 1), torch.tensor([0, 1, 2, 2]))], "cpu")["top5"] == 100.0
+
+
+def _encoded_label_task(tmp_path, **changes):
+    """A VisionTask on 40 images, image i a constant gray of 20 x its label; and the labels."""
+    from safetensors.torch import save_file
+    from tests.workflow_helpers import validated_experiment
+
+    from gradprune.tasks.vision import VisionTask
+
+    gen = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, 10, (40,), generator=gen)
+    images = (labels * 20).to(torch.uint8)[:, None, None].expand(40, 28, 28).contiguous()
+    path = tmp_path / "data.safetensors"
+    save_file({"train_images": images, "train_labels": labels, "test_images": images[:8].clone(),
+               "test_labels": labels[:8].clone()}, str(path))
+    exp = validated_experiment("test", "mobilenet-fmnist", **changes)
+    return VisionTask(exp, {"prepared": path}, "cpu", seed=3), labels
+
+
+def test_training_batches_pair_each_image_with_its_own_label(tmp_path):
+    """Image i of a synthetic set is a constant gray of 20 x its label (the 2-pixel shifts and
+    flips keep the centre): every batch's labels are those its images encode, and an epoch
+    visits every example once, in a seeded order."""
+    task, labels = _encoded_label_task(tmp_path, train={"batch_size": 8, "train_subset": None})
+    assert task.steps_per_epoch == 5
+    seen = []
+    for step in range(10):  # two epochs
+        x, y = task.batch(step)
+        gray = (x[:, 0, 14, 14] * 0.3530 + 0.2860) * 255  # undo the normalisation
+        assert torch.equal((gray / 20).round().long(), y), step
+        seen.append(y)
+    first, second = torch.cat(seen[:5]), torch.cat(seen[5:])
+    assert sorted(first.tolist()) == sorted(labels.tolist()) == sorted(second.tolist())
+    assert not torch.equal(first, second)  # each epoch its own order
+
+
+class _FixedLogits(nn.Module):
+    """Class 0 at logit ln 9 and nine classes at 0 for every image: p0 = 1/2, the others 1/18;
+    with ``aux``, InceptionV3's training output (logits, auxiliary logits = the same)."""
+
+    def __init__(self, aux=False):
+        super().__init__()
+        self.aux = aux
+
+    def forward(self, x):
+        logits = torch.zeros(x.shape[0], 10)
+        logits[:, 0] = math.log(9)
+        return (logits, logits) if self.aux else logits
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_the_training_loss_is_the_label_smoothed_cross_entropy(tmp_path, smoothing):
+    """By hand: -(1 - s) log p_y - (s / 10) sum_c log p_c, averaged over the batch; InceptionV3's
+    auxiliary head adds 0.4 times the same."""
+    task, _ = _encoded_label_task(tmp_path, train={"batch_size": 8, "train_subset": None,
+                                                    "label_smoothing": smoothing})
+    y = task.batch(2)[1]
+    log_p = [math.log(1 / 2)] + [math.log(1 / 18)] * 9
+    each = [-(1 - smoothing) * log_p[c] - smoothing / 10 * sum(log_p) for c in y.tolist()]
+    expected = sum(each) / len(each)
+    assert float(task.train_loss(_FixedLogits(), 2)) == pytest.approx(expected, rel=1e-6)
+    assert float(task.train_loss(_FixedLogits(aux=True), 2)) == pytest.approx(1.4 * expected,
+                                                                                rel=1e-6)

@@ -113,3 +113,20 @@ def planned_runs(proc) -> set[str]:
     text = proc.stdout + proc.stderr
     return set(re.findall(r"output: (results/[^/]+/[^/]+/sparsity-[^/]+/seed-\d+)/model\.safetensors",
                           text))
+
+
+def planned_job_blocks(proc) -> list[dict]:
+    """Every job a ``snakemake -n`` run (without --quiet) prints: ``{"rule", "wildcards",
+    "resources"}``, the last two as ``{name: text}``."""
+    text = proc.stdout + proc.stderr
+    jobs = []
+    for block in re.split(r"^(?:local)?rule ", text, flags=re.MULTILINE)[1:]:
+        rule, _, body = block.partition(":\n")
+        fields = dict(re.findall(r"^    (\w+): (.*)$", body.split("\n\n", 1)[0], re.MULTILINE))
+
+        def pairs(line: str) -> dict[str, str]:
+            return dict(p.split("=", 1) for p in line.split(", ") if "=" in p)
+
+        jobs.append({"rule": rule.strip(), "wildcards": pairs(fields.get("wildcards", "")),
+                     "resources": pairs(fields.get("resources", ""))})
+    return jobs

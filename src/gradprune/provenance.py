@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from gradprune.code_digest import code_digests
 from gradprune.config import PROJECT_ROOT, config_hash
 
 _PACKAGES = ("torch", "torchvision", "numpy", "safetensors", "sacrebleu", "sentencepiece", "snakemake")
@@ -71,6 +72,7 @@ def provenance(config: dict, device, started: str, preset: dict | None = None) -
         "sources": preset.get("sources", []),
         "commit": commit,
         "dirty": dirty,
+        "code": code_digests(),  # of the code that computes the numbers (gradprune.code_digest)
         "versions": versions(),
         "device": device_description(device),
         "cpu": cpu_numerics(),
