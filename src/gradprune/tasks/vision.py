@@ -78,13 +78,19 @@ class ImageClassificationTask(Task):
         """(images, labels) batches of the first ``limit`` test images (all when None)."""
 
     def build_model(self, size) -> nn.Module:
+        """The model in ``channels_last`` memory layout: oneDNN's convolutions (and cuDNN's under
+        autocast) run faster on NHWC tensors; the MobileNet step of the mini takes 0.5x its NCHW
+        time on CPU (``benchmarks/bench_vision_step.py``). Parameters keep their shapes and names;
+        exported weights are written contiguous (``export_weights``)."""
         args = dict(self.experiment["model_args"])
         if self.experiment["model"] == "inception_v3":  # no width multiplier: size is 1.0
-            return build_model("inception_v3", num_classes=self.num_classes, **args)
-        return build_model(
-            self.experiment["model"], width=float(size), num_classes=self.num_classes,
-            in_channels=self.in_channels, **args,
-        )
+            model = build_model("inception_v3", num_classes=self.num_classes, **args)
+        else:
+            model = build_model(
+                self.experiment["model"], width=float(size), num_classes=self.num_classes,
+                in_channels=self.in_channels, **args,
+            )
+        return model.to(memory_format=torch.channels_last)
 
     def train_loss(self, model, step):
         x, y = self.batch(step)
@@ -141,7 +147,8 @@ class VisionTask(ImageClassificationTask):
         return x.unsqueeze(1) if x.dim() == 3 else x
 
     def _standardise(self, x: torch.Tensor) -> torch.Tensor:
-        return ((x - self.mean) / self.std).to(self.device)
+        x = ((x - self.mean) / self.std).to(self.device)
+        return x.contiguous(memory_format=torch.channels_last)
 
     def _normalise(self, images: torch.Tensor) -> torch.Tensor:
         return self._standardise(self._unit(images))
