@@ -91,3 +91,77 @@ def test_the_training_loss_is_the_label_smoothed_cross_entropy(tmp_path, smoothi
     assert float(task.train_loss(_FixedLogits(), 2)) == pytest.approx(expected, rel=1e-6)
     assert float(task.train_loss(_FixedLogits(aux=True), 2)) == pytest.approx(1.4 * expected,
                                                                                 rel=1e-6)
+
+
+def _impulse_task(tmp_path, augment):
+    """A VisionTask on 16 black images, image i white at pixel (i, 27 - i) only."""
+    from safetensors.torch import save_file
+    from tests.workflow_helpers import validated_experiment
+
+    from gradprune.tasks.vision import VisionTask
+
+    images = torch.zeros(16, 28, 28, dtype=torch.uint8)
+    for i in range(16):
+        images[i, i, 27 - i] = 255
+    labels = torch.arange(16) % 10
+    path = tmp_path / "impulses.safetensors"
+    save_file({"train_images": images, "train_labels": labels, "test_images": images[:4].clone(),
+               "test_labels": labels[:4].clone()}, str(path))
+    exp = validated_experiment("test", "mobilenet-fmnist", augment=augment,
+                               train={"batch_size": 16, "train_subset": None})
+    return VisionTask(exp, {"prepared": path}, "cpu", seed=5), images
+
+
+def _white_pixels(x):
+    unit = x[:, 0] * 0.3530 + 0.2860  # undo the standardisation
+    return [tuple(torch.nonzero(img > 0.5).flatten().tolist()) for img in unit], unit
+
+
+@pytest.mark.parametrize("shift", [0, 2, 3])
+def test_augmentation_shifts_each_image_on_its_own_over_a_black_border(tmp_path, shift):
+    """Each image moves by its own offsets, at most ``shift`` pixels, and what the shift uncovers
+    is black (0), not the mean intensity; with shift 0 images are only flipped."""
+    task, images = _impulse_task(tmp_path, {"hflip": False, "shift": shift})
+    offsets = set()
+    for step in range(6):
+        x, _ = task.batch(step)
+        whites, unit = _white_pixels(x)
+        for img, white in zip(unit, whites, strict=True):
+            # one white pixel (or none when shifted off the edge); every other pixel black
+            assert len(white) in (0, 2)
+            assert int((img > 0.5).sum()) == len(white) // 2
+            assert torch.all(img[img <= 0.5].abs() < 1e-6)
+        # the source pixel of each row of the batch is known from its index: recover the offsets
+        in_batch = set()
+        for row, i in enumerate(_batch_indices(task, step).tolist()):
+            if whites[row]:
+                dy, dx = whites[row][0] - i, whites[row][1] - (27 - i)
+                assert max(abs(dy), abs(dx)) <= shift
+                in_batch.add((dy, dx))
+        if shift:
+            assert len(in_batch) >= 2, step  # the images of one batch move differently
+        offsets |= in_batch
+    assert offsets == {(0, 0)} if shift == 0 else len(offsets) > 6
+
+
+def _batch_indices(task, step):
+    from gradprune.tasks.base import epoch_permutation
+
+    epoch, i = divmod(step, task.steps_per_epoch)
+    order = epoch_permutation(len(task.train_labels), task.seed, epoch)
+    return order[i * task.batch_size: (i + 1) * task.batch_size]
+
+
+def test_hflip_mirrors_about_half_the_images_and_can_be_turned_off(tmp_path):
+    flipped_total = 0
+    for hflip in (True, False):
+        task, _ = _impulse_task(tmp_path, {"hflip": hflip, "shift": 0})
+        for step in range(8):
+            whites, _ = _white_pixels(task.batch(step)[0])
+            for row, i in enumerate(_batch_indices(task, step).tolist()):
+                assert whites[row][0] == i  # rows never move
+                mirrored = whites[row][1] == i  # column 27 - i flipped to i
+                if not hflip:
+                    assert not mirrored or i == 27 - i
+                flipped_total += mirrored and hflip
+    assert 40 <= flipped_total <= 88  # of 128 images, binomial(128, 1/2) within 4 sd

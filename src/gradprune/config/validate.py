@@ -73,9 +73,19 @@ def _valid_size(model: str, size) -> bool:
     return float(size).is_integer()
 
 
+# Datasets held in memory and augmented by gradprune.tasks.vision.VisionTask (`augment`).
+AUGMENTED_DATASETS = ("fashion-mnist", "cifar-10")
+
+
 def _check_experiment(name: str, exp: dict) -> None:
     key = f"experiments.{name}"
     family = exp["family"]
+    if "augment" in exp and exp["dataset"] not in AUGMENTED_DATASETS:
+        raise ConfigError(
+            f"{key}.augment: only the in-memory image datasets ({', '.join(AUGMENTED_DATASETS)}) "
+            f"take an augment section, not {exp['dataset']!r} (ImageNet has TF-slim's "
+            "preprocessing): remove it"
+        )
     if exp["dataset"] not in FAMILY_DATASETS[family]:
         raise ConfigError(
             f"{key}.dataset: {exp['dataset']!r} is not a dataset of family {family!r}; "

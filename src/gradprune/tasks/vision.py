@@ -27,8 +27,6 @@ _STATS = {
     "cifar-10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
 }
 _NUM_CLASSES = {"fashion-mnist": 10, "cifar-10": 10}
-# Largest translation of the training augmentation, in pixels.
-SHIFT = 2
 
 
 @torch.no_grad()
@@ -154,15 +152,20 @@ class VisionTask(ImageClassificationTask):
         return self._standardise(self._unit(images))
 
     def _augment(self, x: torch.Tensor, step: int) -> torch.Tensor:
-        """Random horizontal flips and translations of up to ``SHIFT`` pixels, each image its own,
-        on [0, 1] images before standardisation, so the uncovered border is black (0), the
-        background of Fashion-MNIST and the padding of torchvision's ``RandomCrop`` on CIFAR-10.
-        (Until issue 21 one shift served the whole batch and the border was the mean intensity.)
-        Drawn from a generator seeded by the step, so a resumed run sees the same augmentation."""
+        """The experiment's ``augment``: random horizontal flips (``hflip``) and translations of up
+        to ``shift`` pixels, each image its own, on [0, 1] images before standardisation, so the
+        uncovered border is black (0), the background of Fashion-MNIST and the padding of
+        torchvision's ``RandomCrop`` on CIFAR-10. (Until issue 21 one shift served the whole batch
+        and the border was the mean intensity.) Drawn from a generator seeded by the step, so a
+        resumed run sees the same augmentation; the flips are drawn first whether or not they are
+        applied, so turning shifts on or off keeps each step's flips."""
         gen = seeding.generator(seeding.augment_seed(self.seed, step))
-        n, s = x.shape[0], SHIFT
+        n, s = x.shape[0], self.experiment["augment"]["shift"]
         flip = torch.rand(n, generator=gen) < 0.5
-        x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
+        if self.experiment["augment"]["hflip"]:
+            x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
+        if s == 0:
+            return x
         offsets = torch.randint(0, 2 * s + 1, (2, n), generator=gen)  # top-left of each crop
         h, w = x.shape[-2:]
         padded = F.pad(x, (s, s, s, s))
