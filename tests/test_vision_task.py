@@ -121,7 +121,7 @@ def _white_pixels(x):
 def test_augmentation_shifts_each_image_on_its_own_over_a_black_border(tmp_path, shift):
     """Each image moves by its own offsets, at most ``shift`` pixels, and what the shift uncovers
     is black (0), not the mean intensity; with shift 0 images are only flipped."""
-    task, images = _impulse_task(tmp_path, {"hflip": False, "shift": shift})
+    task, _ = _impulse_task(tmp_path, {"hflip": False, "shift": shift})
     offsets = set()
     for step in range(6):
         x, _ = task.batch(step)
