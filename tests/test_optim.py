@@ -239,7 +239,7 @@ def test_a_training_step_clips_the_gradients_norm_to_grad_clip_norm(clip, moved)
 @pytest.mark.parametrize("preset, experiment, cls, keys", [
     ("mini", "mobilenet-fmnist", torch.optim.SGD, ("lr", "momentum", "nesterov", "weight_decay")),
     ("mini", "gnmt-multi30k", torch.optim.Adam, ("lr", "eps", "weight_decay")),
-    ("paper", "mobilenet-imagenet", torch.optim.RMSprop, ("lr", "momentum", "eps", "weight_decay")),
+    ("paper", "inceptionv3-imagenet", torch.optim.RMSprop, ("lr", "momentum", "eps", "weight_decay")),
 ])
 def test_the_optimizer_carries_the_recipes_hyperparameters(preset, experiment, cls, keys):
     """Every hyperparameter of the recipe reaches the optimizer (RMSProp also TF-slim's decay

@@ -4,10 +4,11 @@ A result is stale when the code that computed it changed, not only its config (t
 config catches that). The parts below are everything a trained model's metrics depend on beyond
 its settings: the data as prepared, the model, the task (batches, loss, evaluation), the pruning,
 the training loop and optimizers, decoding and scoring (BLEU), and the core modules a run goes
-through (the schedule, the NNZ count, the random streams, the runner). Left out, because they do
+through (the schedule, the NNZ count, the random streams, the runner and its torchrun worker). Left out, because they do
 not change a run's numbers: the config code (its output, the run config, is recorded and
 compared whole), reporting (tables are recomputed from ``metrics.json``), the storage and latency
-measurements (their own files), and paths, the CLI, provenance, atomic writes and this module.
+measurements (their own files), the cost plan (costs.py estimates, trains nothing), and
+paths, the CLI, provenance, atomic writes, the dry-run folder cleanup and this module.
 
 Each part's digest is a sha256 over its files' paths and their syntax trees without docstrings:
 a change of comments, docstrings or layout keeps the digest, any change of code changes it. The
@@ -32,13 +33,14 @@ RESULT_CODE: dict[str, tuple[str, ...]] = {
     "pruning": ("pruning",),
     "training": ("training",),
     "translation": ("translation",),
-    "core": ("runner.py", "schedule.py", "counting.py", "seeding.py"),
+    "core": ("runner.py", "worker.py", "schedule.py", "counting.py", "seeding.py"),
 }
 #: what does not change a run's numbers (the module docstring says why); every module of the
 #: package is in exactly one of the two lists (tests/test_code_digest.py), so a new one is classified
 NOT_RESULT_CODE: tuple[str, ...] = (
     "__init__.py", "config.py", "config", "reporting", "footprint", "layout.py", "workflow.py",
-    "cli.py", "provenance.py", "atomic.py", "curves.py", "code_digest.py",
+    "cli.py", "provenance.py", "atomic.py", "curves.py", "code_digest.py", "costs.py",
+    "workdir.py",
 )
 
 

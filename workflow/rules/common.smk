@@ -105,7 +105,8 @@ def pretrain_run(wildcards):
 
 def trains_with(run):
     """The params of a training job: the run's settings that can change its weights (a change
-    retrains). The job reads its full settings, operational keys included, from the config."""
+    retrains). The job reads its full settings, operational keys included, from the config.
+    """
     return training_settings(run_settings(config, run))
 
 
