@@ -62,7 +62,7 @@ RESULT_SETS = {
     "lstm-ptb-3-epochs": (("presets/mini-lm-3-epochs.yaml",), "lstm-ptb",
                           "2-layer LSTM LM, PTB, 3 epochs", (0,), 3981),
     "mobilenet-fmnist-mini": ((), "mobilenet-fmnist", "MobileNetV1, Fashion-MNIST (2800 steps",
-                              (0, 1), 2800),
+                              (0,), 2800),
 }
 # The storage/latency table: the result set whose runs it measured, its README title, its seed.
 STORAGE = ("lstm-ptb-mini", "LSTM LM, PTB (seed 0)", 0)
@@ -73,7 +73,6 @@ STORAGE_FILES = ("footprint.json", "latency.json")
 AWAITING_RERUN = {
     "lstm-ptb-mini": "runs without a code digest; footprint.json and latency.json not committed",
     "lstm-ptb-3-epochs": "runs without a code digest",
-    "mobilenet-fmnist-mini": "runs without a code digest",
     "ptb-small-dense": "run without a code digest",
 }
 
@@ -225,7 +224,9 @@ def test_committed_runs_were_trained_with_the_presets_recipe_today(name):
         expected = json.loads(json.dumps(evaluation_config(run_settings(config, run), run)))
         assert without_keys(recorded, OPERATIONAL_KEYS) == expected, path
         assert metrics["train"]["steps"] == steps
-        assert not metrics["provenance"]["dirty"]
+        # No check of provenance.dirty here: editing docs or tests while a set runs marks its runs
+        # dirty without changing them; the recorded config (above) and the code digest
+        # (test_committed_runs_were_computed_by_todays_code) are the precise guards.
 
 
 def stale_code_message(path: Path, metrics: dict, today: dict[str, str]) -> str | None:
@@ -339,30 +340,18 @@ def seed_differences(entry: dict, seed: int) -> dict[float, float]:
     return out
 
 
-def number_range(vals) -> str:
-    return f"{min(vals):.1f}-{max(vals):.1f}"
-
-
 def test_readme_prose_on_the_vision_mini_is_recomputed():
+    """The vision prose quotes the committed runs: the dense width-1.0 top-1 against the issue-21
+    target, the NNZ match, the per-pair gains of the one seed and the verdict that one seed gives."""
     entry, text = result_set("mobilenet-fmnist-mini"), readme_text()
     ratios = [p["ls_nnz_millions"] / p["sd_nnz_millions"] for _, p in entry["pairs"].iterrows()]
     assert f"holds {min(ratios):.2f}-{max(ratios):.2f}x its partner's NNZ" in text
-    assert set(entry["pairs"]["verdict"]) == {"not separated"}
-    one, zero = seed_differences(entry, 1), seed_differences(entry, 0)
-    assert all(d > 0 for d in one.values())
-    gains = [f"{one[s]:.1f}" for s in sorted(one)]
-    assert f"wins all four pairs (by {', '.join(gains[:-1])} and {gains[-1]} points)" in text
-    losses = [s for s in sorted(zero) if zero[s] < 0]
-    assert losses == [0.5, 0.75, 0.9] and zero[0.95] > 0
-    lost = [f"{-zero[s]:.1f}" for s in losses]
-    assert (f"the small-dense model wins three of them (by {lost[0]}, {lost[1]} and {lost[2]} "
-            f"points) and loses the 95% pair by {zero[0.95]:.1f}") in text
-    between = [abs(values(entry, (1.0, s))[1] - values(entry, (1.0, s))[0])
-               for s in (0.0, 0.5, 0.75, 0.9, 0.95)]
-    within = [abs(d) for d in (*one.values(), *zero.values())]
-    assert (f"width-1.0 models differ by {number_range(between)} points between seeds, as much "
-            f"as the large-sparse and small-dense models differ within a seed "
-            f"({number_range(within)})") in text
+    assert set(entry["pairs"]["verdict"]) == {"one seed"}
+    dense = values(entry, (1.0, 0.0))[0]
+    assert f"dense width-1.0 model reaches **{dense:.2f}** top-1" in text
+    gains = seed_differences(entry, 0)
+    quoted = ", ".join(f"{gains[s]:+.2f}" for s in sorted(gains))
+    assert f"large-sparse minus small-dense at 50/75/90/95%: {quoted} points" in text, quoted
 
 
 def test_readme_prose_on_the_lm_at_3_epochs_is_recomputed():
