@@ -300,4 +300,4 @@ def test_vision_learned_from_the_real_images(repo, size, sparsity):
     with (folder / "train_log.csv").open(newline="") as f:
         losses = [float(r["loss"]) for r in csv.DictReader(f)]
     assert losses[-1] < math.log(10) - VISION_PRUNED_MIN_LOSS_BELOW_UNIFORM, losses
-    assert metrics["model_sparsity"] == pytest.approx(sparsity, abs=1e-3)  # it was pruned
+    assert metrics["pruned_tensors_sparsity"] == pytest.approx(sparsity, abs=1e-3)  # it was pruned
