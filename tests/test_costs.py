@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tests.workflow_helpers import load_preset
+from tests.workflow_helpers import ROOT, load_preset
 from torch import nn
 
 from gradprune import cli, costs
@@ -124,7 +124,7 @@ def test_jobs_of_the_paper_preset_and_the_totals_arithmetic(monkeypatch):
 
 
 def test_gradprune_plan_prints_the_plan(capsys):
-    assert cli.main(["plan", "--configfile", "presets/test.yaml", "--gpu", "H100"]) == 0
+    assert cli.main(["plan", "--configfile", str(ROOT / "presets/test.yaml"), "--gpu", "H100"]) == 0
     out = capsys.readouterr().out
     assert "| table | jobs | FLOPs | GPU-hours | jobs over their runtime |" in out
     assert "| all |" in out and "Throughput sources:" in out
