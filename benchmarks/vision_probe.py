@@ -7,8 +7,12 @@ optimizer and loop, with train and test accuracy over the run.
 
 The experiment is the mini's ``mobilenet-fmnist`` as a job receives it (config.yaml composed and
 validated), with ``--set key=value`` overrides (dotted keys under the experiment, YAML values) and
-``--variant`` swaps that reproduce earlier behaviour for comparison (they exist only here, so the
-package keeps one behaviour). Every ``--eval-every`` steps it prints the mean training loss of the
+``--variant`` swaps that reproduce what the package no longer does or never did, for comparison
+(they exist only here, so the package keeps one behaviour). What the config expresses is set with
+``--set``: output stride 8 or 16 (the records' ``arch=os8_nodil`` / ``arch=os16_nodil``) is
+``--set model_args.output_stride=8``, flips only (``aug=flip``) ``--set augment.shift=0``, no
+augmentation (``aug=none``) also ``--set augment.hflip=false``, ``small_input``
+``--set model_args.small_input=true``. Every ``--eval-every`` steps it prints the mean training loss of the
 window, top-1 on the first 2,000 training images (no augmentation, eval mode) and top-1 on the whole
 test set. ``--json`` appends one line per run with the settings and the curve. Data: the prepared
 Fashion-MNIST (``resources/prepared/fashion-mnist/data.safetensors``; run
@@ -56,16 +60,6 @@ def _augment_batch_offset(pad_value):
     return augment
 
 
-def _no_augment(self, x, step):
-    return x
-
-
-def _flip_only(self, x, step):
-    gen = seeding.generator(seeding.augment_seed(self.seed, step))
-    flip = torch.rand(x.shape[0], generator=gen) < 0.5
-    return torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
-
-
 def _restride(rule):
     """Change the strides of the built MobileNet in place (no weight changes shape)."""
 
@@ -80,16 +74,6 @@ def _restride(rule):
     return apply
 
 
-def _torchvision_init(model):
-    """The initialisation before issue 21 (torchvision's MobileNetV2 scheme): He-normal
-    (fan_out) convolutions, N(0, 0.01) logits."""
-    for m in model.modules():
-        if isinstance(m, torch.nn.Conv2d):
-            torch.nn.init.kaiming_normal_(m.weight, mode="fan_out")
-        elif isinstance(m, torch.nn.Linear):
-            torch.nn.init.normal_(m.weight, 0.0, 0.01)
-
-
 def _tf_slim_init(model):
     """TF-slim's mobilenet_v1_arg_scope: truncated normal of stddev 0.09 for every kernel."""
     for m in model.modules():
@@ -98,22 +82,14 @@ def _tf_slim_init(model):
 
 
 MODEL_VARIANTS = {
-    "init=torchvision": _torchvision_init,
     "init=tf_slim": _tf_slim_init,
     # the stem at full resolution (28 -> 28), the other strides as TF-slim's
     "arch=stem1": _restride(lambda i, cur, s: 1 if i == 0 else s),
-    # TF-slim's output_stride=8 without its atrous rates: no stride once the map is 1/8
-    "arch=os8_nodil": _restride(lambda i, cur, s: 1 if cur >= 8 else s),
-    "arch=os16_nodil": _restride(lambda i, cur, s: 1 if cur >= 16 else s),
-    # small_input (stem and block 12 unstrided: 4x4 maps from block 6 on)
-    "arch=small_input": _restride(lambda i, cur, s: 1 if i in (0, 12) else s),
 }
 
 VARIANTS = {
     "aug=batch_offset_pad_mean": ("_augment", _augment_batch_offset("mean")),
     "aug=batch_offset_pad_background": ("_augment", _augment_batch_offset("background")),
-    "aug=none": ("_augment", _no_augment),
-    "aug=flip": ("_augment", _flip_only),
 }
 
 
