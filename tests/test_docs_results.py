@@ -63,6 +63,8 @@ RESULT_SETS = {
                           "2-layer LSTM LM, PTB, 3 epochs", (0,), 3981),
     "mobilenet-fmnist-mini": ((), "mobilenet-fmnist", "MobileNetV1, Fashion-MNIST (2800 steps",
                               (0,), 2800),
+    "gnmt-multi30k-mini": ((), "gnmt-multi30k", "2+2-layer GNMT, Multi30k En-De, seed 0 (2400 steps",
+                           (0,), 2400),
 }
 # The storage/latency table: the result set whose runs it measured, its README title, its seed.
 STORAGE = ("lstm-ptb-mini", "LSTM LM, PTB (seed 0)", 0)
@@ -352,6 +354,17 @@ def test_readme_prose_on_the_vision_mini_is_recomputed():
     gains = seed_differences(entry, 0)
     quoted = ", ".join(f"{gains[s]:+.2f}" for s in sorted(gains))
     assert f"large-sparse minus small-dense at 50/75/90/95%: {quoted} points" in text, quoted
+
+
+def test_readme_prose_on_the_translation_mini_is_recomputed():
+    """The translation prose quotes the committed seed-0 runs: one seed, no verdict, and the
+    large-sparse model's lead in each pair."""
+    entry, text = result_set("gnmt-multi30k-mini"), readme_text()
+    assert set(entry["pairs"]["verdict"]) == {"one seed"}
+    gains = seed_differences(entry, 0)
+    assert all(g > 0 for g in gains.values()), gains
+    assert (f"the large-sparse model leads both pairs by {gains[0.75]:.1f} and {gains[0.9]:.1f} "
+            f"BLEU") in text
 
 
 def test_readme_prose_on_the_lm_at_3_epochs_is_recomputed():
