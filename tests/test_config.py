@@ -266,7 +266,8 @@ def test_runs_named_by_folder():
     assert Run.from_dict(new_seed.to_dict()) == new_seed
     for args, message in [
         (("nope", "mobilenet_v1", "1.0", "0.5", 0),
-         "preset mini has no experiment 'nope'; it has: mobilenet-fmnist, lstm-ptb, gnmt-multi30k"),
+         ("preset mini has no experiment 'nope'; it has: mobilenet-fmnist, lstm-ptb, "
+          "lstm-ptb-block4, lstm-ptb-block16, gnmt-multi30k")),
         (("mobilenet-fmnist", "lstm_lm", "1.0", "0.5", 0), "trains mobilenet_v1, not 'lstm_lm'"),
         (("mobilenet-fmnist", "mobilenet_v1", "0.3", "0.5", 0),
          "has no mobilenet_v1 of size '0.3'; its sizes: 1.0, 0.75, 0.5, 0.35, 0.25"),
@@ -302,7 +303,8 @@ def test_a_preset_plans_only_its_own_experiments(repo, name):
 def test_the_default_preset_plans_the_mini(repo):
     proc = run_snakemake(repo, "-n", timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert _experiments_planned(proc) == {"mobilenet-fmnist", "lstm-ptb", "gnmt-multi30k"}
+    assert _experiments_planned(proc) == {"mobilenet-fmnist", "lstm-ptb", "lstm-ptb-block4",
+                                          "lstm-ptb-block16", "gnmt-multi30k"}
 
 
 def test_the_composed_config_equals_the_preset_after_schema_defaults(repo):
@@ -366,3 +368,66 @@ def test_imagenet_unset_is_refused_before_any_job_but_a_dry_run_plans_it(repo):
     assert "gradprune: data.imagenet is not set but experiments inceptionv3-imagenet, " \
            "mobilenet-imagenet train on ImageNet" in proc.stderr
     assert not (repo / "resources").exists()  # no download started
+
+
+# -- experiment variants (extends) and mask structures --------------------------------------------
+
+
+def test_an_experiment_that_extends_another_is_it_with_its_own_keys():
+    config = validate_config(load_preset("mini"))
+    base, block = config["experiments"]["lstm-ptb"], config["experiments"]["lstm-ptb-block4"]
+    assert block["pruning"] == {**base["pruning"], "block": [4, 4]}
+    assert block["train"] == base["train"] and block["model_args"] == base["model_args"]
+    assert block["large"] == {"size": 256, "sparsities": [0.9]} and block["small_dense"] == [30]
+    assert "extends" not in block
+    runs = [r for r in plan_runs(config) if r.experiment == "lstm-ptb-block16"]
+    assert sorted((r.size, r.sparsity, r.role) for r in runs) == [
+        ("256", "0.9", "large-sparse"), ("30", "0.0", "small-dense")]
+
+
+def test_extends_errors_name_the_key():
+    config = load_preset("mini")
+    config["experiments"]["a"] = {"extends": "missing"}
+    with pytest.raises(ConfigError, match=r"experiments\.a\.extends: no experiment 'missing'"):
+        validate_config(config)
+    config = load_preset("mini")
+    config["experiments"]["a"] = {"extends": "b"}
+    config["experiments"]["b"] = {"extends": "a"}
+    with pytest.raises(ConfigError, match="a cycle"):
+        validate_config(config)
+
+
+def test_structure_keys_at_their_defaults_leave_a_runs_settings_unchanged():
+    """Runs trained before block masks existed keep their settings (and so their identity);
+    a block shape is part of a pruned run's settings, not of its dense or small-dense runs."""
+    config = validate_config(load_preset("mini"))
+    run = next(r for r in plan_runs(config) if r.experiment == "lstm-ptb" and r.sparsity == "0.9")
+    pruning = run_settings(config, run)["experiment"]["pruning"]
+    assert not {"block", "block_pooling", "block_map", "n_m"} & set(pruning)
+    block = next(r for r in plan_runs(config)
+                 if r.experiment == "lstm-ptb-block4" and r.role == "large-sparse")
+    assert run_settings(config, block)["experiment"]["pruning"]["block"] == [4, 4]
+    assert run_settings(config, block)["experiment"]["pruning"]["block_pooling"] == "avg"
+    small = next(r for r in plan_runs(config)
+                 if r.experiment == "lstm-ptb-block4" and r.role == "small-dense")
+    twin = next(r for r in plan_runs(config)
+                if r.experiment == "lstm-ptb" and r.size == "30")
+    assert run_settings(config, small) == run_settings(config, twin)
+
+
+def test_a_bad_block_is_refused_by_the_schema():
+    config = load_preset("mini")
+    config["experiments"]["lstm-ptb"]["pruning"]["block"] = [4]
+    with pytest.raises(ConfigError, match="block"):
+        validate_config(config)
+
+
+def test_an_n_m_mask_refuses_sparsities_it_cannot_hold():
+    config = load_preset("mini")
+    for variant in ("lstm-ptb-block4", "lstm-ptb-block16"):  # blocks and N:M exclude each other
+        del config["experiments"][variant]
+    config["experiments"]["lstm-ptb"]["pruning"]["n_m"] = [2, 4]
+    with pytest.raises(ConfigError, match=r"sparsities \[0.75, 0.9\] are above what an 2:4 mask"):
+        validate_config(config)
+    config["experiments"]["lstm-ptb"]["large"]["sparsities"] = [0.0, 0.5]
+    validate_config(config)

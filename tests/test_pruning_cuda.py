@@ -48,3 +48,20 @@ def test_cudnn_lstm_stays_flat_and_pruned():
     zeros = int((~masks["lstm.weight_ih_l1"]).sum() + (~masks["lstm.weight_hh_l1"]).sum())
     assert zeros == n_to_prune(0.8, numel)
     assert masks["lstm.weight_ih_l0"].device.type == "cuda"
+
+
+def test_a_2_4_mask_runs_as_torch_semi_structured_sparsity_with_the_same_output():
+    """The N:M rule's 2:4 masks are what ``to_sparse_semi_structured`` accepts: the compressed
+    layer computes the masked dense layer's output (fp16, the kernels' dtype)."""
+    from torch.sparse import to_sparse_semi_structured
+
+    torch.manual_seed(0)
+    device = torch.device("cuda")
+    layer = nn.Linear(128, 128, bias=False).half().to(device)
+    pruner = GradualPruner(layer, CubicSchedule(0.0, 0.5, begin_step=0, frequency=1, n_updates=0),
+                           n_m=(2, 4))
+    pruner.prune_to(0.5)
+    x = torch.randn(64, 128, dtype=torch.float16, device=device)
+    dense = layer(x)
+    layer.weight = nn.Parameter(to_sparse_semi_structured(layer.weight.detach()))
+    assert torch.allclose(layer(x), dense, rtol=1e-2, atol=1e-2)

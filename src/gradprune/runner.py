@@ -96,6 +96,8 @@ def make_pruner(exp: dict, model, sparsity: float, optimizer=None) -> GradualPru
         model, schedule_for(exp, sparsity), include=include, exclude=pr["exclude"] or None,
         sparsity_overrides=pr["sparsity_overrides"] or None,
         lstm_grouping=pr["lstm_grouping"], optimizer=optimizer,
+        block=pr.get("block", (1, 1)), block_pooling=pr.get("block_pooling", "avg"),
+        block_map=pr.get("block_map") or None, n_m=pr.get("n_m"),
     )
 
 

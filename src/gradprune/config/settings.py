@@ -40,7 +40,10 @@ _NOT_SETTINGS = ("description", "fair_comparison", "large", "small_dense", "extr
                  "resources")
 # Pruning keys that only shape masks: a run without a pruner does not depend on them.
 MASK_KEYS = ("initial_sparsity", "frequency", "n_updates", "exponent", "lstm_grouping", "include",
-             "exclude", "sparsity_overrides")
+             "exclude", "sparsity_overrides", "block", "block_pooling", "block_map", "n_m")
+# Mask-structure keys at their defaults (single weights) are left out of a run's settings, so runs
+# trained before structures existed keep their identity (rule params, config hash).
+STRUCTURE_DEFAULTS = {"block": [1, 1], "block_pooling": "avg", "block_map": {}, "n_m": None}
 # Top-level GPU speed options. A run's settings carry one only when it differs from the schema's
 # defaults (float32, PyTorch's cuDNN defaults), so runs trained before the option existed keep
 # their identity (rule params, config hash) until the option is changed for them.
@@ -74,12 +77,22 @@ def run_settings(config: dict, run) -> dict:
         settings.pop("pruning")
     elif float(run.sparsity) == 0.0:
         settings["pruning"] = {k: v for k, v in settings["pruning"].items() if k not in MASK_KEYS}
+    if "pruning" in settings:
+        settings["pruning"] = _without_default_structure(settings["pruning"])
     out = {"device": config["device"], "deterministic": config["deterministic"],
            "experiment": settings}
     for key, default in speed_defaults().items():
         value = deep_merge(default, config.get(key) or {})
         if value != default:
             out[key] = value
+    return out
+
+
+def _without_default_structure(pruning: dict) -> dict:
+    out = {k: v for k, v in pruning.items() if k == "block_pooling"
+           or k not in STRUCTURE_DEFAULTS or v != STRUCTURE_DEFAULTS[k]}
+    if "block" not in out and "block_map" not in out:
+        out.pop("block_pooling", None)  # pools nothing with single weights
     return out
 
 

@@ -11,7 +11,7 @@ import copy
 import math
 from pathlib import Path
 
-from gradprune.config.compose import read_config_file
+from gradprune.config.compose import deep_merge, read_config_file
 from gradprune.config.schema import ConfigError, load_schema, schema_errors
 from gradprune.config.sizes import experiment_for_size, model_sizes, prunable_sizes
 
@@ -33,7 +33,7 @@ SIZE_MEANING = {
 
 def validate_config(config: dict) -> dict:
     """Validate ``config`` (a copy is returned with defaults filled) or raise ConfigError."""
-    config = copy.deepcopy(config)
+    config = resolve_extends(copy.deepcopy(config))
     schema = load_schema()
     schema_errors(config, schema)
     experiment_schema = {**schema["$defs"]["experiment"], "$defs": schema["$defs"]}
@@ -46,6 +46,47 @@ def validate_config(config: dict) -> dict:
                 key += f".recipes.{size}"
                 schema_errors(merged, experiment_schema, prefix=key)
             _check_training(key, merged, pruned=size in prunable_sizes(exp))
+        _check_n_m(f"experiments.{name}", exp)
+    return config
+
+
+def _check_n_m(key: str, exp: dict) -> None:
+    """An N:M mask holds at most 1 - N/M sparsity: a higher target cannot be reached."""
+    n_m = exp["pruning"].get("n_m")
+    if not n_m:
+        return
+    cap = 1.0 - n_m[0] / n_m[1]
+    if n_m[0] >= n_m[1]:
+        raise ConfigError(f"{key}.pruning.n_m: N must be below M, got {n_m}")
+    rows = [exp["large"], *exp["extra_models"]]
+    too_high = [s for row in rows for s in row["sparsities"] if s > cap + 1e-12]
+    if too_high:
+        raise ConfigError(f"{key}: sparsities {too_high} are above what an {n_m[0]}:{n_m[1]} mask "
+                          f"holds ({cap:g}); list sparsities up to {cap:g} or drop pruning.n_m")
+
+
+def resolve_extends(config: dict) -> dict:
+    """Experiments with ``extends: <name>`` become that experiment deep-merged with their own keys
+    (a variant states only what differs, e.g. a block shape). Chains resolve in order; a cycle or
+    an unknown name is a ConfigError naming the key."""
+    experiments = config.get("experiments")
+    if not isinstance(experiments, dict):
+        return config
+
+    def resolved(name: str, seen: tuple[str, ...]) -> dict:
+        exp = experiments[name]
+        if not isinstance(exp, dict) or "extends" not in exp:
+            return exp
+        parent = exp["extends"]
+        if parent not in experiments:
+            raise ConfigError(f"experiments.{name}.extends: no experiment {parent!r} in this "
+                              f"config (experiments: {', '.join(experiments)})")
+        if parent in seen:
+            raise ConfigError(f"experiments.{name}.extends: a cycle ({' -> '.join(seen + (parent,))})")
+        own = {k: v for k, v in exp.items() if k != "extends"}
+        return deep_merge(resolved(parent, seen + (parent,)), own)
+
+    config["experiments"] = {name: resolved(name, (name,)) for name in experiments}
     return config
 
 

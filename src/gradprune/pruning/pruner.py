@@ -11,6 +11,14 @@ from torch import nn
 
 from gradprune.pruning.groups import PruneGroup, select_prune_groups, unwrap
 from gradprune.pruning.selection import magnitude_keep_mask
+from gradprune.pruning.structure import (
+    Structure,
+    block_keep,
+    block_scores,
+    expand_blocks,
+    nm_scores,
+    structures_for,
+)
 from gradprune.schedule import CubicSchedule
 
 STATE_VERSION = 1
@@ -37,6 +45,7 @@ class _GroupState:
     group: PruneGroup
     schedule: CubicSchedule
     params: list[nn.Parameter]
+    structures: list[Structure]
     masks: list[torch.Tensor] | None = None  # same dtype/device as the params; 1 keep, 0 pruned
     nnz: list[int] = field(default_factory=list)  # kept weights per mask
     hooks: list = field(default_factory=list)
@@ -51,6 +60,10 @@ class GradualPruner:
     step the masks are re-applied in place, which also undoes what momentum, Adam or weight decay
     would have moved. Gradients of pruned weights are zeroed by tensor hooks (before they are
     accumulated, so also before DistributedDataParallel averages them).
+
+    ``block``, ``block_pooling``, ``block_map``, ``n_m``: structured masks (blocks of 2-D
+    kernels or N:M groups, :mod:`gradprune.pruning.structure`); the default ``[1, 1]`` blocks
+    are single weights, today's masks bit for bit.
 
     ``optimizer``: when given, every mask update also zeroes the optimizer's per-weight state
     (momentum, Adam moments, ...) at the pruned positions. With zero gradient and zero state no
@@ -68,20 +81,28 @@ class GradualPruner:
         sparsity_overrides: Mapping[str, float] | None = None,
         lstm_grouping: str = "layer",
         optimizer: torch.optim.Optimizer | None = None,
+        block: tuple[int, int] | list[int] = (1, 1),
+        block_pooling: str = "avg",
+        block_map: Mapping[str, list[int]] | None = None,
+        n_m: tuple[int, int] | list[int] | None = None,
     ) -> None:
         self.model = unwrap(model)
         self.optimizer = optimizer
         self.schedule = schedule
         self.lstm_grouping = lstm_grouping
         params = dict(self.model.named_parameters())
+        selected = select_prune_groups(self.model, include, exclude, sparsity_overrides,
+                                       lstm_grouping)
+        names = [t for group in selected for t in group.tensors]
+        structures = dict(zip(names, structures_for(
+            names, [params[t].shape for t in names], block, block_pooling, block_map, n_m)))
         self._groups = []
-        for group in select_prune_groups(
-            self.model, include, exclude, sparsity_overrides, lstm_grouping
-        ):
+        for group in selected:
             sched = schedule
             if group.final_sparsity is not None:
                 sched = schedule.with_final_sparsity(group.final_sparsity)
-            self._groups.append(_GroupState(group, sched, [params[t] for t in group.tensors]))
+            self._groups.append(_GroupState(group, sched, [params[t] for t in group.tensors],
+                                            [structures[t] for t in group.tensors]))
         self.history: list[MaskUpdate] = []
         self.last_update_step: int | None = None
 
@@ -155,16 +176,22 @@ class GradualPruner:
     def _update_group(self, g: _GroupState, target: float, step: int) -> None:
         params = g.params
         total = sum(p.numel() for p in params)
-        already = 0 if g.masks is None else total - sum(g.nnz)
-        keep, k = magnitude_keep_mask(params, target, g.masks, already,
-                                      where=f"{g.group.name} at step {step}")
-        masks, nnzs = [], []
-        offset = 0
-        for name, p in zip(g.group.tensors, params):
-            m = keep[offset : offset + p.numel()].view_as(p).to(dtype=p.dtype)
-            offset += p.numel()
-            nnz = total - k if len(params) == 1 else int(torch.count_nonzero(m))
-            masks.append(m)
+        where = f"{g.group.name} at step {step}"
+        if all(s.unstructured for s in g.structures):
+            already = 0 if g.masks is None else total - sum(g.nnz)
+            keep, k = magnitude_keep_mask(params, target, g.masks, already, where=where)
+            masks = []
+            offset = 0
+            for p in params:
+                masks.append(keep[offset : offset + p.numel()].view_as(p).to(dtype=p.dtype))
+                offset += p.numel()
+            exact = len(params) == 1
+        else:
+            masks = _structured_masks(g, target, where)
+            exact = False
+        nnzs = []
+        for name, p, m in zip(g.group.tensors, params, masks):
+            nnz = total - k if exact else int(torch.count_nonzero(m))
             nnzs.append(nnz)
             self.history.append(
                 MaskUpdate(
@@ -215,14 +242,19 @@ class GradualPruner:
 
     # -- checkpointing -----------------------------------------------------------------------
     def _layout(self) -> list[dict]:
-        return [
-            {
+        out = []
+        for g in self._groups:
+            entry = {
                 "name": g.group.name,
                 "tensors": list(g.group.tensors),
                 "final_sparsity": g.schedule.final_sparsity,
             }
-            for g in self._groups
-        ]
+            # Only structured groups name their structure: checkpoints of unstructured runs
+            # written before structures existed keep loading.
+            if not all(s.unstructured for s in g.structures):
+                entry["structure"] = [s.as_dict() for s in g.structures]
+            out.append(entry)
+        return out
 
     def state_dict(self) -> dict:
         return {
@@ -253,9 +285,9 @@ class GradualPruner:
             )
         if "groups" in state and list(state["groups"]) != self._layout():
             raise ValueError(
-                "checkpoint prunes other tensors or per-tensor sparsities than this run "
-                f"(checkpoint: {state['groups']}; this run: {self._layout()}): check include, "
-                "exclude and sparsity_overrides"
+                "checkpoint prunes other tensors or per-tensor sparsities or mask structures than "
+                f"this run (checkpoint: {state['groups']}; this run: {self._layout()}): check "
+                "include, exclude, sparsity_overrides, block, block_map and n_m"
             )
         masks = state["masks"]
         unknown = set(masks) - set(self.tensor_names)
@@ -291,6 +323,41 @@ class GradualPruner:
         for g in self._groups:
             if g.masks is not None:
                 self._mask_optimizer_state(g)
+
+
+@torch.no_grad()
+def _structured_masks(g: _GroupState, target: float, where: str) -> list[torch.Tensor]:
+    """The group's new masks when some tensor has blocks or N:M groups: its units (tiles, or
+    single weights among the N:M candidates) ranked under one threshold by
+    :func:`magnitude_keep_mask`, exactly ``round(target * n_units)`` pruned."""
+    old = g.masks
+    if old is not None:  # pruned weights exactly 0 before they are scored
+        for p, m in zip(g.params, old):
+            p.mul_(m)
+    scores, old_units = [], []
+    for i, (p, s) in enumerate(zip(g.params, g.structures)):
+        if s.n_m is not None:
+            cap = 1.0 - s.n_m[0] / s.n_m[1]
+            if target > cap + 1e-12:
+                raise ValueError(
+                    f"{where}: sparsity {target} is above what an {s.n_m[0]}:{s.n_m[1]} mask "
+                    f"can hold ({cap}); set the final sparsity to at most {cap}")
+            scores.append(nm_scores(p, s.n_m, None if old is None else old[i]))
+            if old is not None:
+                old_units.append(old[i].to(scores[-1].dtype))
+        else:
+            scores.append(block_scores(p, s))
+            if old is not None:
+                old_units.append(block_keep(old[i], s.block).to(scores[-1].dtype))
+    already = 0 if old is None else sum(int(u.numel() - torch.count_nonzero(u)) for u in old_units)
+    keep, _ = magnitude_keep_mask(scores, target, old_units or None, already, where=where)
+    masks, offset = [], 0
+    for p, s, sc in zip(g.params, g.structures, scores):
+        units = keep[offset : offset + sc.numel()].view_as(sc)
+        offset += sc.numel()
+        mask = units if s.n_m is not None else expand_blocks(units, p.shape, s.block)
+        masks.append(mask.to(dtype=p.dtype))
+    return masks
 
 
 def _mask_grad(g: _GroupState, i: int, grad: torch.Tensor) -> torch.Tensor:
