@@ -171,3 +171,63 @@ def test_weights_outside_the_mask_are_refused():
         encode_model(state, masks, encoded, "bitmask")
     with pytest.raises(ValueError, match="unknown storage format"):
         split_format("coo")
+
+
+# -- bsr (block-pruned experiments) ----------------------------------------------------------------
+
+
+def _block_masked(shape, block, kept_blocks, seed=0):
+    """Weights whose kept weights lie in the given (block row, block column) tiles; one weight of
+    every kept tile is set to 0 (zeros inside a kept block are stored)."""
+    gen = torch.Generator().manual_seed(seed)
+    mask = torch.zeros(shape, dtype=torch.bool)
+    for i, j in kept_blocks:
+        mask[i * block[0]:(i + 1) * block[0], j * block[1]:(j + 1) * block[1]] = True
+    w = (torch.randn(shape, generator=gen) + 3.0) * mask
+    for i, j in kept_blocks:
+        w[i * block[0], j * block[1]] = 0.0
+    return w, mask
+
+
+@pytest.mark.parametrize("shape,block,kept", [
+    ((12, 8), (4, 4), [(0, 0), (2, 1)]),             # exact tiling, an all-zero block row (1)
+    ((10, 7), (4, 4), [(0, 1), (2, 0), (2, 1)]),     # ragged rows and columns, edge blocks kept
+    ((5, 33), (16, 16), [(0, 2)]),                   # block larger than the rows
+    ((9, 9), (4, 4), []),                            # nothing kept
+])
+def test_bsr_stores_the_kept_blocks_and_decodes_the_exact_weights(shape, block, kept):
+    w, mask = _block_masked(shape, block, kept)
+    parts = encode_tensor(w, mask, "bsr", block)
+    # The oracle: the arrays written out by hand from the kept tiles in row-major order.
+    kept = sorted(kept)
+    rows = math.ceil(shape[0] / block[0])
+    crow = [sum(1 for i, _ in kept if i < r) for r in range(rows + 1)]
+    assert parts["crow"].tolist() == crow
+    assert parts["col"].tolist() == [j for _, j in kept]
+    assert parts["crow"].dtype == torch.uint8 and parts["col"].dtype == torch.uint8
+    assert tuple(parts["values"].shape) == (len(kept), *block)
+    for k, (i, j) in enumerate(kept):
+        tile = torch.zeros(block)
+        piece = w[i * block[0]:(i + 1) * block[0], j * block[1]:(j + 1) * block[1]]
+        tile[: piece.shape[0], : piece.shape[1]] = piece  # ragged: zero padding stored
+        assert torch.equal(parts["values"][k], tile)
+    assert torch.equal(decode_tensor(parts, "bsr", shape, block), w)
+    q, _ = quantize(w)
+    assert torch.equal(decode_tensor(encode_tensor(q, mask, "bsr", block), "bsr", shape, block), q)
+
+
+def test_bsr_files_carry_their_block_shapes_and_count_padding_as_values(tmp_path):
+    w, mask = _block_masked((10, 7), (4, 4), [(0, 0), (2, 1)])
+    state = {"w": w, "b": torch.ones(3)}
+    fp = write_format(state, {"w": mask}, ["w"], "bsr", tmp_path / "m.safetensors",
+                      {"w": (4, 4)})
+    fmt, back = read_format(tmp_path / "m.safetensors")
+    assert fmt == "bsr" and torch.equal(back["w"], w) and torch.equal(back["b"], state["b"])
+    assert fp.values == 2 * 16 * 4 + 3 * 4  # two whole 4x4 blocks (padding included) + bias
+    assert fp.indices == 4 + 2  # crow (3 block rows + 1) and col, one byte each
+    fp8 = write_format(state, {"w": mask}, ["w"], "bsr-int8", tmp_path / "q.safetensors",
+                       {"w": (4, 4)})
+    assert fp8.values == 2 * 16 + 4 + 3 * 4  # int8 blocks, the float32 scale, the bias
+    _, back8 = read_format(tmp_path / "q.safetensors")
+    assert torch.equal(back8["w"], quantized(w))
+    assert split_format("bsr-int8") == ("bsr", "int8")

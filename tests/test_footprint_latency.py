@@ -192,3 +192,83 @@ def test_inference_calls_cover_modes_and_batches_and_report_speedups():
     assert [s["batch"] for s in result["speedup"]] == [1, 3]
     with pytest.raises(ValueError, match="unknown family"):
         inference_calls("speech", None, model, encoded, [1], 5)
+
+
+# -- block-sparse (BSR) execution ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("block", [(4, 4), (16, 16), (3, 3)])  # (3, 3): every matrix ragged
+def test_bsr_lm_and_gnmt_steps_compute_the_models_outputs(block):
+    torch.manual_seed(0)
+    model = build_model("lstm_lm", size="small", vocab_size=50, hidden=16).eval()
+    encoded = _prune(model, "lstm_lm", sparsity=0.6)
+    blocks = {n: block for n in encoded}
+    tokens = torch.tensor([3, 7, 49])
+    hidden = (torch.randn(2, 3, 16), torch.randn(2, 3, 16))
+    with torch.no_grad():
+        ref, (h, _) = model(tokens[None], hidden)
+        step = LMStep(model, encoded, "bsr", blocks)
+        out, (oh, _) = step(tokens, hidden)
+    assert step.decoder.bsr and step.decoder.weight.layout == torch.sparse_bsr
+    _close(out, ref[0])
+    _close(oh, h)
+    gnmt = build_model("gnmt", size=16, vocab_size=40, num_layers=3, pad_id=0).eval()
+    names = _prune(gnmt, "gnmt", sparsity=0.6)
+    src = torch.randint(4, 40, (2, 7))
+    with torch.no_grad():
+        dense = GNMTStep(gnmt, names, "dense", bos=1)(src)
+        bsr = GNMTStep(gnmt, names, "bsr", bos=1, blocks={n: block for n in names})(src)
+    _close(bsr, dense)
+
+
+def test_bsr_product_pads_ragged_matrices_and_gathers_rows():
+    torch.manual_seed(1)
+    w = torch.randn(10, 7)
+    w[4:8] = 0  # an all-zero block row at [4, 4]
+    p = Product(w, sparse=True, block=(4, 4))
+    assert tuple(p.weight.shape) == (12, 8) and p.weight.layout == torch.sparse_bsr
+    x = torch.randn(5, 7)
+    _close(p.linear(x), x @ w.t())
+    _close(p.left(x.t()), w @ x.t())
+    ids = torch.tensor([0, 5, 9, 5])
+    assert torch.equal(p.rows(ids), w[ids])
+    tall = Product(w, sparse=True, block=(4, 2))  # MKL's BSR takes square blocks only: CSR
+    assert not tall.bsr and tall.weight.layout == torch.sparse_csr
+    _close(tall.linear(x), x @ w.t())
+
+
+def test_the_sweep_times_the_experiments_own_structure_at_each_sparsity(monkeypatch):
+    """Each sweep point is the run's weights re-pruned by the experiment's rule (its blocks), and
+    its speedup is dense over sparse per round, like the trained runs'."""
+    from gradprune.footprint import latency as lat
+
+    torch.manual_seed(0)
+    model = build_model("lstm_lm", size="small", vocab_size=64, hidden=16).eval()
+    exp = {"model": "lstm_lm", "pruning": {"include": None, "exclude": [], "sparsity_overrides": {},
+                                           "lstm_grouping": "layer", "block": [4, 4],
+                                           "initial_sparsity": 0.0, "begin_step": 0,
+                                           "frequency": 1, "n_updates": 1, "exponent": 3.0},
+           "train": {"total_steps": 10}}
+    encoded = [t for g in select_prune_groups(model, prune_include("lstm_lm")) for t in g.tensors]
+    seen = []
+    real_step = lat.LMStep
+
+    def spy(m, enc, mode, blocks=None):
+        if mode != "dense":
+            zeros = sum(int((m.get_parameter(n) == 0).sum()) for n in enc)
+            seen.append((mode, round(zeros / sum(m.get_parameter(n).numel() for n in enc), 2)))
+        step = real_step(m, enc, mode, blocks)
+        if mode == "bsr":
+            assert step.decoder.weight.layout == torch.sparse_bsr
+        return step
+
+    monkeypatch.setattr(lat, "LMStep", spy)
+    cfg = {"latency_batches": [1, 4], "sweep_sparsities": [0.5, 0.9], "latency_rounds": 3,
+           "latency_min_time_s": 1e-4}
+    out = lat.sweep(exp, model, encoded, {n: (4, 4) for n in encoded}, cfg, seed=0)
+    assert seen == [("sparse", 0.5), ("bsr", 0.5), ("sparse", 0.9), ("bsr", 0.9)]
+    assert [(p["mode"], p["sparsity"], p["batch"]) for p in out["speedup"]] == [
+        (m, s, b) for m in ("sparse", "bsr") for s in (0.5, 0.9) for b in (1, 4)]
+    assert all(p["q25"] <= p["median"] <= p["q75"] for p in out["speedup"])
+    assert all(torch.count_nonzero(model.get_parameter(n)) == model.get_parameter(n).numel()
+               for n in encoded)  # the run's own model is not touched

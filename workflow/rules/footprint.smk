@@ -88,3 +88,37 @@ rule footprint_report:
         slack=config["footprint"]["budget_slack"],
     script:
         "../../scripts/footprint_report.py"
+
+
+# Unstructured and block-sparse variants of one experiment side by side (config
+# structure_comparisons; gradprune.footprint.structures).
+rule structure_comparison:
+    input:
+        unpack(lambda wc: fp_paths.comparison_inputs(config, wc.comparison)),
+    output:
+        **{
+            name: report(
+                path,
+                caption="../report/structure_comparison.rst",
+                category="Footprint",
+                subcategory="mask structures",
+            )
+            for name, path in fp_paths.comparison_outputs("{comparison}").items()
+        },
+    log:
+        "logs/report/structures_{comparison}.log",
+    benchmark:
+        "logs/benchmarks/report/structures_{comparison}.tsv"
+    wildcard_constraints:
+        comparison=WILDCARDS["experiment"],
+    localrule: True
+    conda:
+        "../../envs/report.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        experiments=lambda wc: config["structure_comparisons"][wc.comparison],
+        slack=config["footprint"]["budget_slack"],
+    script:
+        "../../scripts/structure_comparison.py"

@@ -47,6 +47,11 @@ def validate_config(config: dict) -> dict:
                 schema_errors(merged, experiment_schema, prefix=key)
             _check_training(key, merged, pruned=size in prunable_sizes(exp))
         _check_n_m(f"experiments.{name}", exp)
+    for name, listed in config.get("structure_comparisons", {}).items():
+        unknown = [e for e in listed if e not in config["experiments"]]
+        if unknown:
+            raise ConfigError(f"structure_comparisons.{name}: no experiment {unknown[0]!r} in this "
+                              f"config (experiments: {', '.join(config['experiments'])})")
     return config
 
 

@@ -19,6 +19,13 @@ What one call is, per family:
 cell code (:func:`lstm_cell`, gate order i, f, g, o as PyTorch's), checked against the model's own
 forward in the tests: the only difference between the modes is the matrix product. A pruned
 embedding is gathered row by row from its CSR form in sparse mode.
+
+Block-pruned experiments (``pruning.block``) also run a third mode, ``bsr``: ``torch.sparse_bsr`` in
+each tensor's block shape (matrices zero-padded to whole blocks, outputs cropped; square blocks
+only, MKL's BSR kernels refuse others, which run CSR). Neither kernel wins everywhere on this CPU
+(benchmarks/bench_block_kernels.py, README "Block sparsity"): BSR is ahead of CSR at batch 1 in
+large blocks, CSR ahead at batch 32, so both are measured and the frontier runs each model its
+fastest way.
 """
 
 from __future__ import annotations
@@ -33,6 +40,8 @@ from torch import nn
 from gradprune.footprint.formats import matrix_view
 
 MODES = ("dense", "sparse")
+#: Block-pruned runs are also executed in ``bsr`` mode (``torch.sparse_bsr`` in their blocks).
+BSR_MODE = "bsr"
 
 
 def to_csr(w: torch.Tensor) -> torch.Tensor:
@@ -41,27 +50,54 @@ def to_csr(w: torch.Tensor) -> torch.Tensor:
         return matrix_view(w.detach()).to_sparse_csr()
 
 
-class Product:
-    """A weight matrix W (out, in), dense or CSR, and the two products the models need."""
+def to_bsr(w: torch.Tensor, block: tuple[int, int]) -> torch.Tensor:
+    """The matrix view of ``w`` zero-padded to whole blocks, in ``torch.sparse_bsr``."""
+    view = matrix_view(w.detach())
+    (h, b), (r, c) = block, view.shape
+    padded = F.pad(view, (0, -c % b, 0, -r % h))
+    with warnings.catch_warnings():  # "sparse BSR support is in beta"
+        warnings.simplefilter("ignore", UserWarning)
+        return padded.to_sparse_bsr(tuple(block))
 
-    def __init__(self, weight: torch.Tensor, sparse: bool) -> None:
+
+class Product:
+    """A weight matrix W (out, in), dense, CSR or (``block`` other than [1, 1]) BSR, and the
+    products the models need."""
+
+    def __init__(self, weight: torch.Tensor, sparse: bool, block: tuple[int, int] = (1, 1)) -> None:
         self.sparse = sparse
-        self.weight = to_csr(weight) if sparse else matrix_view(weight.detach())
+        self.shape = tuple(matrix_view(weight).shape)
+        # MKL's BSR kernels take square blocks only ("MKL Sparse doesn't support matrices with
+        # non-square blocks"): other shapes run CSR (latency.json names the kernel per tensor).
+        self.bsr = sparse and tuple(block) != (1, 1) and block[0] == block[1]
+        if self.bsr:
+            self.weight = to_bsr(weight, block)
+            self._csr = None  # built on the first row lookup (an embedding)
+            self._source = weight
+        else:
+            self.weight = to_csr(weight) if sparse else matrix_view(weight.detach())
 
     def left(self, x: torch.Tensor) -> torch.Tensor:
         """W @ x for x (in, n)."""
+        if self.bsr:
+            x = F.pad(x, (0, 0, 0, self.weight.shape[1] - x.shape[0]))
+            return (self.weight @ x)[: self.shape[0]]
         return self.weight @ x
 
     def linear(self, x: torch.Tensor) -> torch.Tensor:
         """x @ W^T for x (n, in), as ``F.linear``."""
         if self.sparse:
-            return (self.weight @ x.t()).t()
+            return self.left(x.t()).t()
         return F.linear(x, self.weight)
 
     def rows(self, ids: torch.Tensor) -> torch.Tensor:
         """Rows ``ids`` of W (an embedding lookup), (len(ids), in)."""
         if not self.sparse:
             return F.embedding(ids, self.weight)
+        if self.bsr:  # a gather, not a product: from the CSR form of the same weights
+            if self._csr is None:
+                self._csr = Product(self._source, sparse=True)
+            return self._csr.rows(ids)
         crow, col, val = self.weight.crow_indices(), self.weight.col_indices(), self.weight.values()
         start, count = crow[ids], crow[ids + 1] - crow[ids]
         owner = torch.repeat_interleave(torch.arange(ids.numel()), count)
@@ -155,15 +191,18 @@ def lstm_cell(x, h, c, w_ih: Product, w_hh: Product, bias: torch.Tensor):
 class _Weights:
     """The model's tensors by name; products are CSR for encoded weights in sparse mode."""
 
-    def __init__(self, model: nn.Module, encoded: list[str], sparse: bool) -> None:
+    def __init__(self, model: nn.Module, encoded: list[str], sparse: bool,
+                 blocks: dict | None = None) -> None:
         self.tensors = {k: v.detach() for k, v in model.state_dict().items()}
         self.encoded, self.sparse = set(encoded), sparse
+        self.blocks = blocks or {}
 
     def __getitem__(self, name: str) -> torch.Tensor:
         return self.tensors[name]
 
     def product(self, name: str) -> Product:
-        return Product(self.tensors[name], self.sparse and name in self.encoded)
+        return Product(self.tensors[name], self.sparse and name in self.encoded,
+                       self.blocks.get(name, (1, 1)))
 
     def lstm(self, prefix: str, suffix: str = "") -> tuple[Product, Product, torch.Tensor]:
         """(W_ih, W_hh, b_ih + b_hh) of an ``nn.LSTM`` layer (suffix ``_l0``, ``_l0_reverse``) or
@@ -176,8 +215,9 @@ class _Weights:
 class LMStep:
     """One step of a :class:`~gradprune.models.lstm_lm.LSTMLanguageModel`'s recurrent loop."""
 
-    def __init__(self, model: nn.Module, encoded: list[str], mode: str) -> None:
-        w = _Weights(model, encoded, mode == "sparse")
+    def __init__(self, model: nn.Module, encoded: list[str], mode: str,
+                 blocks: dict | None = None) -> None:
+        w = _Weights(model, encoded, mode != "dense", blocks if mode == BSR_MODE else None)
         self.embedding = w.product("embedding.weight")
         self.layers = [w.lstm(f"rnn.{k}", "_l0") for k in range(len(model.rnn))]
         self.decoder, self.decoder_bias = w.product("decoder.weight"), w["decoder.bias"]
@@ -197,7 +237,7 @@ def _lstm_sequence(x: torch.Tensor, w_ih: Product, w_hh: Product, b: torch.Tenso
                    reverse: bool = False):
     """An LSTM layer over x (B, S, in) from a zero state -> (outputs (B, S, H), (h, c) final)."""
     bsz, steps, _ = x.shape
-    hidden = w_hh.weight.shape[1]
+    hidden = w_hh.shape[1]
     inputs = w_ih.linear(x.reshape(bsz * steps, -1)).reshape(bsz, steps, -1) + b
     h = c = x.new_zeros(bsz, hidden)
     outs = [None] * steps
@@ -214,8 +254,9 @@ class GNMTStep:
     """The encoder of a :class:`~gradprune.models.gnmt.GNMT` over full-length sources (no
     padding) plus one decoder step from the start symbol."""
 
-    def __init__(self, model: nn.Module, encoded: list[str], mode: str, bos: int) -> None:
-        w = _Weights(model, encoded, mode == "sparse")
+    def __init__(self, model: nn.Module, encoded: list[str], mode: str, bos: int,
+                 blocks: dict | None = None) -> None:
+        w = _Weights(model, encoded, mode != "dense", blocks if mode == BSR_MODE else None)
         enc, dec = model.encoder, model.decoder
         self.bos, self.pass_hidden_state = bos, model.pass_hidden_state
         self.src_embedding = w.product("encoder.embedding.weight")

@@ -21,6 +21,14 @@ and every other tensor (biases, normalisation, unpruned kernels) as it is, in fl
     ``torch.sparse_csr`` layout: ``crow_indices`` (rows + 1) and ``col_indices`` (one per kept
     value), each in the smallest unsigned width that fits (uint8/16/32, else int64).
 
+``bsr`` (only for experiments that prune in blocks, :mod:`gradprune.pruning.structure`)
+    ``torch.sparse_bsr`` layout in the tensor's own block shape [h, w]: ``crow`` (block rows + 1)
+    and ``col`` (one block column per kept block), each in the smallest unsigned width, and the
+    kept blocks' values as (n_blocks, h, w), zeros inside a kept block included. A dimension that
+    is not a multiple of the block is zero-padded to one (the ragged edge blocks are stored whole,
+    their padding counted in the bytes); decoding crops it off. The block shapes are in the
+    header (``__metadata__["blocks"]``).
+
 Each layout again with int8 values (``<layout>-int8``): symmetric per-tensor linear quantization of
 the encoded tensors (:func:`quantize`), the float32 scale stored beside them. Unencoded tensors stay
 float32 in every format.
@@ -53,8 +61,10 @@ from safetensors.torch import save_file
 
 LAYOUTS = ("dense", "bitmask", "csr-rel4", "csr")
 PRECISIONS = ("fp32", "int8")
-#: Every format name: the four layouts, then the same with int8 values.
+#: Every format of every run: the four layouts, then the same with int8 values.
 FORMATS = LAYOUTS + tuple(f"{layout}-int8" for layout in LAYOUTS)
+#: Added for the runs of experiments that prune in blocks.
+BLOCK_FORMATS = ("bsr", "bsr-int8")
 
 # Array name suffixes of an encoded tensor, by what they hold (byte accounting).
 _INDEX_PARTS = ("mask_bits", "crow", "col", "rel4")
@@ -65,8 +75,9 @@ _REL_MAX = (1 << _REL_BITS) - 1  # 15: the largest gap one index can skip
 
 def split_format(fmt: str) -> tuple[str, str]:
     """``"csr-rel4-int8"`` -> ``("csr-rel4", "int8")``; raises on an unknown name."""
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown storage format {fmt!r}; known: {', '.join(FORMATS)}")
+    if fmt not in FORMATS + BLOCK_FORMATS:
+        raise ValueError(f"unknown storage format {fmt!r}; known: "
+                         f"{', '.join(FORMATS + BLOCK_FORMATS)}")
     return (fmt[: -len("-int8")], "int8") if fmt.endswith("-int8") else (fmt, "fp32")
 
 
@@ -161,8 +172,42 @@ def _rel4_decode(crow: torch.Tensor, rel: torch.Tensor, vals: torch.Tensor, shap
     return out
 
 
-def encode_tensor(w: torch.Tensor, mask: torch.Tensor | None, layout: str) -> dict[str, torch.Tensor]:
-    """Arrays of one tensor (values float32 or int8 as given) in ``layout``, by part name."""
+def _padded(view: torch.Tensor, block: tuple[int, int]) -> torch.Tensor:
+    (h, w), (r, c) = block, view.shape
+    return torch.nn.functional.pad(view, (0, -c % w, 0, -r % h))
+
+
+def encode_bsr(view: torch.Tensor, keep: torch.Tensor, block: tuple[int, int]
+               ) -> dict[str, torch.Tensor]:
+    """``torch.sparse_bsr`` arrays of a matrix: the blocks holding a kept weight (module doc)."""
+    h, w = block
+    padded = _padded(view, block)
+    rows, cols = padded.shape[0] // h, padded.shape[1] // w
+    tiles = padded.reshape(rows, h, cols, w).transpose(1, 2)  # (rows, cols, h, w)
+    kept = _padded(keep.to(torch.uint8), block).reshape(rows, h, cols, w).amax(dim=(1, 3)).bool()
+    brow, bcol = kept.nonzero(as_tuple=True)  # row-major: the BSR order
+    crow = torch.cat([brow.new_zeros(1), torch.cumsum(torch.bincount(brow, minlength=rows), 0)])
+    return {"crow": crow.to(index_dtype(int(crow[-1]))),
+            "col": bcol.to(index_dtype(max(cols - 1, 0))),
+            "values": tiles[brow, bcol].contiguous()}
+
+
+def decode_bsr(parts: Mapping[str, torch.Tensor], shape: tuple[int, int],
+               block: tuple[int, int]) -> torch.Tensor:
+    h, w = block
+    size = (-(-shape[0] // h) * h, -(-shape[1] // w) * w)
+    with warnings.catch_warnings():  # "sparse BSR support is in beta"
+        warnings.simplefilter("ignore", UserWarning)
+        bsr = torch.sparse_bsr_tensor(parts["crow"].to(torch.int64), parts["col"].to(torch.int64),
+                                      parts["values"], size=size)
+        dense = bsr.to_dense()
+    return dense[: shape[0], : shape[1]]
+
+
+def encode_tensor(w: torch.Tensor, mask: torch.Tensor | None, layout: str,
+                  block: tuple[int, int] = (1, 1)) -> dict[str, torch.Tensor]:
+    """Arrays of one tensor (values float32 or int8 as given) in ``layout``, by part name;
+    ``block``: the tensor's block shape (``bsr`` only)."""
     if layout == "dense":
         return {"values": w.contiguous()}
     view = matrix_view(w)
@@ -183,10 +228,13 @@ def encode_tensor(w: torch.Tensor, mask: torch.Tensor | None, layout: str) -> di
         crow, rel, vals = _rel4_entries(keep, view)
         return {"crow": crow.to(index_dtype(int(crow[-1]))), "rel4": _pack_nibbles(rel),
                 "values": vals.contiguous()}
+    if layout == "bsr":
+        return encode_bsr(view, keep, tuple(block))
     raise ValueError(f"unknown layout {layout!r}; known: {', '.join(LAYOUTS)}")
 
 
-def decode_tensor(parts: Mapping[str, torch.Tensor], layout: str, shape) -> torch.Tensor:
+def decode_tensor(parts: Mapping[str, torch.Tensor], layout: str, shape,
+                  block: tuple[int, int] = (1, 1)) -> torch.Tensor:
     """The tensor (values' dtype, original ``shape``) that :func:`encode_tensor` wrote."""
     shape = tuple(shape)
     vals = parts["values"]
@@ -200,6 +248,8 @@ def decode_tensor(parts: Mapping[str, torch.Tensor], layout: str, shape) -> torc
         out = torch.zeros(rows * cols, dtype=vals.dtype)
         out[keep] = vals
         return out.reshape(shape)
+    if layout == "bsr":
+        return decode_bsr(parts, (rows, cols), tuple(block)).reshape(shape)
     crow = parts["crow"].to(torch.int64)
     if layout == "csr":
         with warnings.catch_warnings():  # "sparse CSR support is in beta"
@@ -236,12 +286,16 @@ class Footprint:
 
 
 def encode_model(state: Mapping[str, torch.Tensor], masks: Mapping[str, torch.Tensor],
-                 encoded: Iterable[str], fmt: str) -> tuple[dict[str, torch.Tensor], dict]:
+                 encoded: Iterable[str], fmt: str,
+                 blocks: Mapping[str, tuple[int, int]] | None = None
+                 ) -> tuple[dict[str, torch.Tensor], dict]:
     """(arrays to write, metadata) of a model in format ``fmt``.
 
     ``encoded``: names of the tensors stored in the format's layout (the prunable weights); a name
     without a mask is encoded with every element kept. Pruned weights must already be zero.
+    ``blocks``: each encoded tensor's block shape (``bsr``; absent: ``(1, 1)``).
     """
+    blocks = {k: tuple(v) for k, v in (blocks or {}).items()}
     layout, precision = split_format(fmt)
     encoded = list(dict.fromkeys(encoded))
     missing = [n for n in list(encoded) + list(masks) if n not in state]
@@ -264,19 +318,22 @@ def encode_model(state: Mapping[str, torch.Tensor], masks: Mapping[str, torch.Te
         parts = {}
         if precision == "int8":
             w, parts["scale"] = quantize(w)
-        for part, arr in encode_tensor(w, mask, layout).items():
+        for part, arr in encode_tensor(w, mask, layout, blocks.get(name, (1, 1))).items():
             parts[part] = arr
         for part, arr in parts.items():
             arrays[f"{name}.{part}"] = arr
         shapes[name] = list(t.shape)
     meta = {"format": fmt, "encoded": json.dumps(shapes)}
+    if layout == "bsr":
+        meta["blocks"] = json.dumps({n: list(blocks.get(n, (1, 1))) for n in shapes})
     return arrays, meta
 
 
 def write_format(state: Mapping[str, torch.Tensor], masks: Mapping[str, torch.Tensor],
-                 encoded: Iterable[str], fmt: str, path: str | Path) -> Footprint:
+                 encoded: Iterable[str], fmt: str, path: str | Path,
+                 blocks: Mapping[str, tuple[int, int]] | None = None) -> Footprint:
     """Write the model in format ``fmt`` to ``path`` (safetensors) and count its bytes."""
-    arrays, meta = encode_model(state, masks, encoded, fmt)
+    arrays, meta = encode_model(state, masks, encoded, fmt, blocks)
     save_file(arrays, str(path), metadata=meta)
     return footprint_of(path, arrays, json.loads(meta["encoded"]))
 
@@ -316,6 +373,7 @@ def read_format(path: str | Path) -> tuple[str, dict[str, torch.Tensor]]:
     fmt = meta["format"]
     layout, precision = split_format(fmt)
     shapes = json.loads(meta["encoded"])
+    blocks = json.loads(meta.get("blocks", "{}"))
     state: dict[str, torch.Tensor] = {}
     parts: dict[str, dict[str, torch.Tensor]] = {n: {} for n in shapes}
     for key, arr in arrays.items():
@@ -325,6 +383,6 @@ def read_format(path: str | Path) -> tuple[str, dict[str, torch.Tensor]]:
         else:
             state[key] = arr
     for name, shape in shapes.items():
-        w = decode_tensor(parts[name], layout, shape)
+        w = decode_tensor(parts[name], layout, shape, tuple(blocks.get(name, (1, 1))))
         state[name] = dequantize(w, parts[name]["scale"]) if precision == "int8" else w
     return fmt, state

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from gradprune.footprint.formats import FORMATS, split_format
+from gradprune.footprint.formats import BLOCK_FORMATS, FORMATS, split_format
 from gradprune.reporting.directions import metric_info
 from gradprune.reporting.pairing import judge
 
@@ -52,8 +52,10 @@ BUDGET_COLUMNS = [
     "best_value", "ls_model", "ls_size", "ls_sparsity", "ls_storage", "ls_cost", "ls_value",
     "difference", "verdict", "tolerance", "slack",
 ]
-CROSSOVER_COLUMNS = ["model", "size", "batch", "crossover_sparsity", "note"]
-_LAYOUT_LABELS = {"dense": "dense", "bitmask": "bit-mask", "csr-rel4": "CSR(C)", "csr": "CSR"}
+CROSSOVER_COLUMNS = ["model", "size", "batch", "crossover_sparsity", "note", "source"]
+RUNS_SOURCE = "trained runs"
+_LAYOUT_LABELS = {"dense": "dense", "bitmask": "bit-mask", "csr-rel4": "CSR(C)", "csr": "CSR",
+                  "bsr": "BSR"}
 
 
 def axis_label(axis: str) -> str:
@@ -99,9 +101,10 @@ def latency_rows(latencies: list[dict]) -> pd.DataFrame:
     """Every run x mode x batch: :data:`LATENCY_COLUMNS` (speedup on the sparse rows) plus role."""
     rows = []
     for lat in latencies:
-        speed = {s["batch"]: s for s in lat["speedup"]}
+        speed = {("sparse", s["batch"]): s for s in lat["speedup"]}
+        speed.update({("bsr", s["batch"]): s for s in lat.get("speedup_bsr", [])})
         for t in lat["timings"]:
-            s = speed.get(t["batch"]) if t["mode"] == "sparse" else None
+            s = speed.get((t["mode"], t["batch"]))
             rows.append({**_key(lat), "mode": t["mode"], "batch": int(t["batch"]),
                          **{f"{k}_ms": 1e3 * t[f"{k}_s"] for k in
                             ("median", "q25", "q75", "min", "max")},
@@ -127,9 +130,13 @@ def configurations(metrics: list[dict], footprints: list[dict], latencies: list[
     for m in metrics:
         rows.append({**_key(m), "role": m["role"], "axis": "nnz", "storage": "",
                      "cost": float(m["nnz"]), "value": float(m["metrics"][metric])})
+    # The block formats are axes only where some run was stored in them (block experiments).
+    block = tuple(f for f in BLOCK_FORMATS if any(f in fp["formats"] for fp in footprints))
     for fp in footprints:
         pruned = bool(fp["pruned_tensors"])
-        for fmt in SPARSE_FORMATS:
+        for fmt in SPARSE_FORMATS + block:
+            if pruned and fmt not in fp["formats"]:
+                continue
             precision = split_format(fmt)[1]
             used = fmt if pruned else ("dense" if precision == "fp32" else "dense-int8")
             spec = fp["formats"][used]
@@ -140,7 +147,7 @@ def configurations(metrics: list[dict], footprints: list[dict], latencies: list[
         pruned = lat["role"] == "large-sparse"
         by = {(t["mode"], t["batch"]): t["median_s"] for t in lat["timings"]}
         for b in sorted({b for _, b in by}):
-            modes = ["dense", "sparse"] if pruned else ["dense"]
+            modes = ["dense", "sparse", "bsr"] if pruned else ["dense"]
             mode = min((m for m in modes if (m, b) in by), key=lambda m: by[(m, b)])
             key = _key(lat)
             rows.append({**key, "role": lat["role"], "axis": f"latency:b{b}", "storage": mode,
@@ -244,18 +251,43 @@ def crossover(sparsities: list[float], speedups: list[float]) -> tuple[float, st
     return math.nan, f"not reached up to {s:g} (speedup {r:.2f})"
 
 
-def crossover_table(latency: pd.DataFrame) -> pd.DataFrame:
+def kernel_label(lat: dict, mode: str) -> str:
+    """``CSR``, ``CSR, 4x4 masks`` or ``BSR 4x4``: a run's execution mode and its blocks."""
+    blocks = sorted({tuple(b) for b in lat.get("blocks", {}).values()})
+    shapes = ", ".join(f"{h}x{w}" for h, w in blocks)
+    if mode == "bsr":
+        return f"BSR {shapes}"
+    return f"CSR, {shapes} masks" if blocks else "CSR"
+
+
+def crossover_table(latency: pd.DataFrame, sweeps: list[dict] | None = None) -> pd.DataFrame:
     """Per large model (model, size) and batch: sparse speedup at each sparsity (seed means) and
-    the crossover sparsity."""
-    sparse = latency[(latency["mode"] == "sparse") & (latency["role"] != "small-dense")]
+    the crossover sparsity, from the trained runs; with ``sweeps`` (latency.json dicts) also one
+    row per sparse kernel (CSR, or BSR in each block shape) and batch from their ``sweep``."""
+    sparse = latency[latency["mode"].isin(["sparse", "bsr"]) & (latency["role"] != "small-dense")]
     rows = []
-    for (model, size, batch), g in sparse.groupby(["model", "size", "batch"], sort=True):
+    for (mode, model, size, batch), g in sparse.groupby(["mode", "model", "size", "batch"],
+                                                         sort=True):
         per = g.groupby("sparsity")["speedup"].mean()
         x, note = crossover(list(per.index), list(per.values))
         row = {"model": model, "size": size, "batch": batch, "crossover_sparsity": x,
-               "note": note}
+               "note": note, "source": RUNS_SOURCE if mode == "sparse" else f"{RUNS_SOURCE}, BSR"}
         row.update({f"speedup@{s:g}": v for s, v in per.items()})
         rows.append(row)
+    swept = [{"model": str(lat["model"]), "size": float(lat["size"]),
+              "source": f"sweep, {kernel_label(lat, point.get('mode', 'sparse'))}",
+              **{k: v for k, v in point.items() if k != "mode"}}
+             for lat in sweeps or [] if "sweep" in lat for point in lat["sweep"]["speedup"]]
+    if swept:
+        df = pd.DataFrame(swept)
+        for (source, model, size, batch), g in df.groupby(["source", "model", "size", "batch"],
+                                                          sort=True):
+            per = g.groupby("sparsity")["median"].mean()
+            x, note = crossover(list(per.index), list(per.values))
+            row = {"model": model, "size": size, "batch": int(batch), "crossover_sparsity": x,
+                   "note": note, "source": source}
+            row.update({f"speedup@{s:g}": v for s, v in per.items()})
+            rows.append(row)
     speed = sorted({k for r in rows for k in r if k.startswith("speedup@")},
                    key=lambda k: float(k.split("@")[1]))
     return pd.DataFrame(rows, columns=CROSSOVER_COLUMNS + speed)

@@ -16,7 +16,17 @@ within the same round, so the ratio cancels most of the machine's drift.
      "load_average": {"before": [...], "after": [...]},
      "timings": [{"mode": "dense", "batch": 1, "inner": 40, "median_s", "q25_s", "q75_s",
                   "min_s", "max_s", "samples_s": [...]}, ...],
-     "speedup": [{"batch": 1, "median", "q25", "q75"}, ...]}
+     "speedup": [{"batch": 1, "median", "q25", "q75"}, ...],      # dense over CSR ("sparse")
+     # block-pruned experiments only: the bsr mode's timings above, and
+     "speedup_bsr": [...], "blocks": {"<tensor>": [h, w]},
+     "sweep": {"sparsities": [...], "speedup": [{"mode", "sparsity", "batch", "median", ...}]}}
+
+``sweep`` (LM large-sparse runs): the run's own trained weights re-pruned one-shot by the
+experiment's own rule (single weights or its blocks) to each of ``footprint.sweep_sparsities``,
+each timed sparse (CSR, and BSR for block runs) against the dense step in the same interleaved
+rounds: where sparse execution of
+this structure starts to pay, on this model's shapes, at a finer grid than the trained sparsities
+(the speedup depends on the pattern of the mask, not on how well the weights were trained).
 """
 
 from __future__ import annotations
@@ -33,7 +43,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gradprune.footprint.execution import MODES, GNMTStep, LMStep, sparse_vision_model
+from gradprune.footprint.execution import (
+    BSR_MODE,
+    MODES,
+    GNMTStep,
+    LMStep,
+    sparse_vision_model,
+)
 
 CALLS = {
     "vision": "the model on one batch of images",
@@ -84,13 +100,16 @@ def summary(samples: list[float]) -> dict:
 
 
 def inference_calls(family: str, task, model: torch.nn.Module, encoded: list[str],
-                    batches: list[int], source_length: int, seed: int = 0
+                    batches: list[int], source_length: int, seed: int = 0,
+                    blocks: dict | None = None
                     ) -> dict[tuple[str, int], Callable[[], object]]:
-    """(mode, batch) -> a zero-argument call running one inference (see ``execution``)."""
+    """(mode, batch) -> a zero-argument call running one inference (see ``execution``);
+    ``blocks``: tensor -> block shape; with a square block other than [1, 1] the recurrent
+    families also run the ``bsr`` mode."""
     gen = torch.Generator().manual_seed(seed)
     model = model.cpu().eval()
     calls = {}
-    for mode in MODES:
+    for mode in modes_for(family, blocks):
         if family == "vision":
             net = model if mode == "dense" else sparse_vision_model(model, encoded)
             shape = vision_input_shape(task)
@@ -98,7 +117,7 @@ def inference_calls(family: str, task, model: torch.nn.Module, encoded: list[str
                 x = torch.randn(b, *shape, generator=gen)
                 calls[(mode, b)] = _no_grad(lambda net=net, x=x: net(x))
         elif family == "lm":
-            step = LMStep(model, encoded, mode)
+            step = LMStep(model, encoded, mode, blocks)
             for b in batches:
                 tokens = torch.randint(0, model.vocab_size, (b,), generator=gen)
                 shape = (model.num_layers, b, model.hidden_size)
@@ -107,13 +126,19 @@ def inference_calls(family: str, task, model: torch.nn.Module, encoded: list[str
         elif family == "translation":
             from gradprune.data.translation import BOS
 
-            step = GNMTStep(model, encoded, mode, BOS)
+            step = GNMTStep(model, encoded, mode, BOS, blocks)
             for b in batches:
                 src = torch.randint(BOS + 1, model.vocab_size, (b, source_length), generator=gen)
                 calls[(mode, b)] = _no_grad(lambda s=step, x=src: s(x))
         else:
             raise ValueError(f"unknown family {family!r}; known: {', '.join(CALLS)}")
     return calls
+
+
+def modes_for(family: str, blocks: dict | None) -> tuple[str, ...]:
+    """The execution modes of a run: dense and CSR, and BSR for square blocks (LM, GNMT)."""
+    square = any(b[0] == b[1] != 1 for b in (blocks or {}).values())
+    return MODES + ((BSR_MODE,) if square and family in ("lm", "translation") else ())
 
 
 def vision_input_shape(task) -> tuple[int, int, int]:
@@ -145,14 +170,59 @@ def measure(calls: Mapping[tuple[str, int], Callable], rounds: int, min_time_s: 
         timings.append({"mode": mode, "batch": b, "inner": raw[key]["inner"],
                         **{f"{k}_s": v for k, v in stats.items()},
                         "samples_s": raw[key]["samples"]})
+    out = {"timings": timings}
+    for mode, key in (("sparse", "speedup"), (BSR_MODE, "speedup_bsr")):
+        speedup = []
+        for b in sorted({b for _, b in calls}):
+            if f"dense:{b}" in raw and f"{mode}:{b}" in raw:
+                ratios = [d / s for d, s in zip(raw[f"dense:{b}"]["samples"],
+                                                raw[f"{mode}:{b}"]["samples"])]
+                stats = summary(ratios)
+                speedup.append({"batch": b, **{k: stats[k] for k in ("median", "q25", "q75")}})
+        if speedup or mode == "sparse":
+            out[key] = speedup
+    return out
+
+
+def sweep(exp: dict, model: torch.nn.Module, encoded: list[str], blocks: dict, cfg: dict,
+          seed: int) -> dict:
+    """``sweep`` of latency.json (module docstring): the LM step of ``model`` re-pruned to each
+    sweep sparsity, sparse against dense, in the same rounds."""
+    import copy
+
+    from gradprune.runner import make_pruner
+
+    gen = torch.Generator().manual_seed(seed)
+    calls = {}
+    inputs = {}
+    for b in cfg["latency_batches"]:
+        shape = (model.num_layers, b, model.hidden_size)
+        inputs[b] = (torch.randint(0, model.vocab_size, (b,), generator=gen),
+                     (torch.randn(shape, generator=gen), torch.randn(shape, generator=gen)))
+    dense = LMStep(model, encoded, "dense")
+    for b, (tokens, hidden) in inputs.items():
+        calls[f"dense:{b}"] = _no_grad(lambda s=dense, t=tokens, h=hidden: s(t, h))
+    modes = modes_for("lm", blocks)[1:]
+    for s in cfg["sweep_sparsities"]:
+        pruned = copy.deepcopy(model)
+        pruner = make_pruner(exp, pruned, s)
+        pruner.prune_to(s)
+        pruner.remove()
+        for mode in modes:
+            step = LMStep(pruned, encoded, mode, blocks)
+            for b, (tokens, hidden) in inputs.items():
+                calls[f"{mode}@{s}:{b}"] = _no_grad(lambda st=step, t=tokens, h=hidden: st(t, h))
+    raw = time_calls(calls, cfg["latency_rounds"], cfg["latency_min_time_s"], seed)
     speedup = []
-    for b in sorted({b for _, b in calls}):
-        if f"dense:{b}" in raw and f"sparse:{b}" in raw:
-            ratios = [d / s for d, s in zip(raw[f"dense:{b}"]["samples"],
-                                            raw[f"sparse:{b}"]["samples"])]
-            stats = summary(ratios)
-            speedup.append({"batch": b, **{k: stats[k] for k in ("median", "q25", "q75")}})
-    return {"timings": timings, "speedup": speedup}
+    for mode in modes:
+        for s in cfg["sweep_sparsities"]:
+            for b in inputs:
+                ratios = [d / x for d, x in zip(raw[f"dense:{b}"]["samples"],
+                                                raw[f"{mode}@{s}:{b}"]["samples"])]
+                stats = summary(ratios)
+                speedup.append({"mode": mode, "sparsity": s, "batch": b,
+                                **{k: stats[k] for k in ("median", "q25", "q75")}})
+    return {"sparsities": list(cfg["sweep_sparsities"]), "speedup": speedup}
 
 
 def latency(settings: dict, run, data_files: dict, weights: Path, metrics_json: Path,
@@ -161,7 +231,7 @@ def latency(settings: dict, run, data_files: dict, weights: Path, metrics_json: 
     ``settings``: the run's (gradprune.config.run_settings); ``cfg``: the config's ``footprint``
     section; ``pruning``: the experiment's pruning section for this size (which tensors are
     sparse-executable)."""
-    from gradprune.footprint.storage import prunable_tensors
+    from gradprune.footprint.storage import prunable_tensors, tensor_blocks
     from gradprune.runner import new_state
     from gradprune.training.checkpoint import import_weights
 
@@ -172,10 +242,16 @@ def latency(settings: dict, run, data_files: dict, weights: Path, metrics_json: 
     built = new_state({**settings, "device": "cpu"}, run, data_files, with_pruner=False)
     built.model.load_state_dict(state)
     encoded = prunable_tensors(exp, built.model)
+    blocks = tensor_blocks(exp, built.model, encoded)
     calls = inference_calls(exp["family"], built.task, built.model, encoded,
-                            cfg["latency_batches"], cfg["source_length"], seed=run.seed)
+                            cfg["latency_batches"], cfg["source_length"], seed=run.seed,
+                            blocks=blocks)
     before = os.getloadavg()
     result = measure(calls, cfg["latency_rounds"], cfg["latency_min_time_s"], seed=run.seed)
+    if blocks:
+        result["blocks"] = {n: list(b) for n, b in blocks.items()}
+    if exp["family"] == "lm" and metrics["role"] == "large-sparse" and cfg["sweep_sparsities"]:
+        result["sweep"] = sweep(exp, built.model, encoded, blocks, cfg, run.seed)
     result = {
         **{k: metrics[k] for k in ("experiment", "model", "size", "role", "target_sparsity",
                                    "seed", "nnz")},

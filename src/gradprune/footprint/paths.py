@@ -11,6 +11,7 @@ from gradprune.layout import FIGURES as FIGURE_DIR
 from gradprune.layout import TABLES
 
 FOOTPRINT_JSON = "footprint.json"
+STRUCTURES = "structures"  # results/{tables,figures}/structures/<comparison>.*
 LATENCY_JSON = "latency.json"
 # Suffixes after the experiment name: results/tables/<exp><suffix>.<ext>
 FOOTPRINT_TABLE = "_footprint"
@@ -55,8 +56,25 @@ def caption(output: str) -> str:
     return f"{what}_figure" if ext in ("png", "pdf") else f"{what}_table"
 
 
+def comparison_outputs(name: str) -> dict[str, str]:
+    """Files a structure comparison writes (gradprune.footprint.structures)."""
+    return {**{f"table_{ext}": f"{TABLES}/{STRUCTURES}/{name}.{ext}" for ext in ("csv", "md", "tex")},
+            **{f"figure_{ext}": f"{FIGURE_DIR}/{STRUCTURES}/{name}.{ext}" for ext in ("png", "pdf")}}
+
+
+def comparison_inputs(config: dict, name: str) -> dict[str, list[str]]:
+    """Every run's metrics, footprint and latency of the comparison's experiments, experiment by
+    experiment in the order the config lists them."""
+    experiments = config.get("structure_comparisons", {})[name]
+    return {kind: [f for e in experiments for f in experiment_inputs(config, e)[kind]]
+            for kind in ("metrics", "footprint", "latency")}
+
+
 def footprint_targets(config: dict) -> list[str]:
     """What the default target builds of this step: every experiment's CSV tables and PNG
-    figures (they need every run's footprint.json and latency.json)."""
-    return [path for name in config["experiments"]
-            for path in experiment_outputs(name).values() if path.endswith((".csv", ".png"))]
+    figures (they need every run's footprint.json and latency.json), and every structure
+    comparison's."""
+    out = [path for name in config["experiments"]
+           for path in experiment_outputs(name).values() if path.endswith((".csv", ".png"))]
+    return out + [path for name in config.get("structure_comparisons", {})
+                  for path in comparison_outputs(name).values() if path.endswith((".csv", ".png"))]

@@ -128,6 +128,7 @@ def crossover_display(table: pd.DataFrame) -> pd.DataFrame:
     disp["Crossover sparsity"] = [
         "–" if pd.isna(x) else fmt_sparsity(round(x, 3)) for x in table["crossover_sparsity"]]
     disp["Note"] = table["note"]
+    disp["From"] = table["source"]
     return disp
 
 
@@ -194,7 +195,8 @@ def plot_speedup(latency: pd.DataFrame, crossovers: pd.DataFrame, experiment: st
             line = ax.errorbar(agg["sparsity"] * 100, agg["m"], yerr=err, marker="o", capsize=3,
                                label=f"{model} {fmt_size(size)}, batch {batch}")
             hit = crossovers[(crossovers["model"] == model) & (crossovers["size"] == size)
-                             & (crossovers["batch"] == batch)]
+                             & (crossovers["batch"] == batch)
+                             & (crossovers["source"] == fr.RUNS_SOURCE)]
             if len(hit) and not pd.isna(hit["crossover_sparsity"].iloc[0]):
                 ax.axvline(hit["crossover_sparsity"].iloc[0] * 100, ls=":",
                            color=line[0].get_color())
@@ -202,8 +204,15 @@ def plot_speedup(latency: pd.DataFrame, crossovers: pd.DataFrame, experiment: st
         ax.set_yscale("log")
         ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:g}x"))
         ax.yaxis.set_minor_formatter(FuncFormatter(lambda y, _: f"{y:g}x"))
+        swept = crossovers[crossovers["source"] != fr.RUNS_SOURCE]
+        for _, row in swept.iterrows():  # the sweeps: the run's weights re-pruned (dashed)
+            pts = sorted((float(c.split("@")[1]), row[c]) for c in swept.columns
+                         if c.startswith("speedup@") and not pd.isna(row[c]))
+            ax.plot([100 * p for p, _ in pts], [v for _, v in pts], ls="--", marker=".",
+                    label=f"{row['model']} {fmt_size(row['size'])}, batch {row['batch']}, "
+                          f"{row['source']}")
         ax.set_xlabel("sparsity of the pruned weights (%)")
-        ax.set_ylabel("speedup of sparse (CSR) over dense execution")
+        ax.set_ylabel("speedup of sparse (CSR or BSR) over dense execution")
         ax.set_title(f"{experiment}: where sparse execution pays (one CPU thread)")
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
@@ -239,7 +248,7 @@ def write_experiment_report(experiment: str, metrics_files: Iterable[str | Path]
                            f"{experiment}{paths.BUDGET_TABLE}",
                            caption=f"{experiment}: large-sparse vs small-dense at the "
                                    "small-dense model's budget")
-    cross = fr.crossover_table(lat)
+    cross = fr.crossover_table(lat, latencies)
     written += write_table(cross, crossover_display(cross), tables,
                            f"{experiment}{paths.CROSSOVER_TABLE}",
                            caption=f"{experiment}: sparse over dense execution speedup")

@@ -11,6 +11,7 @@
                              "bytes_header": ..., "bytes_unencoded": ...,
                              "metrics": {"top1": ...}, "metrics_source": "metrics.json"}, ...},
      "int8": {"scheme": ..., "metrics": {...}},
+     "blocks": {"<tensor>": [h, w], ...},  # experiments that prune in blocks: also bsr, bsr-int8
      "container": ..., "matrix_view": ...}
 
 Every format is written to disk, its size read back and split into header, values and indices
@@ -30,6 +31,7 @@ from pathlib import Path
 import torch
 
 from gradprune.footprint.formats import (
+    BLOCK_FORMATS,
     FORMATS,
     quantized,
     read_format,
@@ -57,20 +59,37 @@ def prunable_tensors(experiment: dict, model: torch.nn.Module) -> list[str]:
     return make_pruner(experiment, model, 0.5).tensor_names
 
 
+def tensor_blocks(experiment: dict, model: torch.nn.Module, encoded: list[str]
+                  ) -> dict[str, tuple[int, int]]:
+    """The block shape of each encoded tensor under the experiment's ``pruning.block`` /
+    ``block_map`` (the pruner's own rule); empty when the experiment prunes single weights."""
+    from gradprune.pruning.structure import structures_for
+
+    pr = experiment["pruning"]
+    if pr.get("block", [1, 1]) == [1, 1] and not pr.get("block_map"):
+        return {}
+    params = dict(model.named_parameters())
+    found = structures_for(encoded, [params[n].shape for n in encoded], pr.get("block", (1, 1)),
+                           pr.get("block_pooling", "avg"), pr.get("block_map"))
+    return {n: s.block for n, s in zip(encoded, found)}
+
+
 def int8_state(state: dict, encoded: list[str]) -> dict:
     """The state dict every int8 format decodes to: encoded weights quantized, the rest as is."""
     return {k: (quantized(v) if k in encoded else v) for k, v in state.items()}
 
 
-def measure_formats(state: dict, masks: dict, encoded: list[str], work_dir: Path) -> dict:
-    """Footprint of every format (as dicts), each file written, checked by decoding, deleted."""
+def measure_formats(state: dict, masks: dict, encoded: list[str], work_dir: Path,
+                    blocks: dict | None = None) -> dict:
+    """Footprint of every format (as dicts), each file written, checked by decoding, deleted;
+    with ``blocks`` (tensor -> block shape) also the block formats."""
     expected = {"fp32": state, "int8": int8_state(state, encoded)}
     out = {}
     with tempfile.TemporaryDirectory(prefix=".footprint-", dir=work_dir) as tmp:
-        for fmt in FORMATS:
+        for fmt in FORMATS + (BLOCK_FORMATS if blocks else ()):
             layout, precision = split_format(fmt)
             path = Path(tmp) / f"{fmt}.safetensors"
-            fp = write_format(state, masks, encoded, fmt, path)
+            fp = write_format(state, masks, encoded, fmt, path, blocks)
             _, decoded = read_format(path)
             want = expected[precision]
             wrong = [k for k in want if k not in decoded or not torch.equal(decoded[k], want[k])]
@@ -104,7 +123,8 @@ def footprint(settings: dict, run, data_files: dict, weights: Path, metrics_json
         raise ValueError(f"{weights}: masks of {unknown}, which the experiment does not prune; "
                          "was the run trained with other pruning patterns? Retrain it.")
     out_json = Path(out_json)
-    formats = measure_formats(state, masks, encoded, out_json.parent)
+    blocks = tensor_blocks({**settings["experiment"], "pruning": pruning}, model, encoded)
+    formats = measure_formats(state, masks, encoded, out_json.parent, blocks)
     model.load_state_dict(int8_state(state, encoded))
     int8_metrics = task.evaluate(model, split="test")
     for spec in formats.values():
@@ -118,6 +138,7 @@ def footprint(settings: dict, run, data_files: dict, weights: Path, metrics_json
         "pruned_tensors": sorted(masks),
         "formats": formats,
         "int8": {"scheme": INT8_SCHEME, "metrics": int8_metrics},
+        **({"blocks": {n: list(b) for n, b in blocks.items()}} if blocks else {}),
         "container": CONTAINER,
         "matrix_view": MATRIX_VIEW,
     }
