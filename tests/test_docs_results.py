@@ -65,7 +65,15 @@ RESULT_SETS = {
                               (0,), 2800),
     "gnmt-multi30k-mini": ((), "gnmt-multi30k", "2+2-layer GNMT, Multi30k En-De, seed 0 (2400 steps",
                            (0,), 2400),
+    # The block variants: quoted in the README's block table (BLOCKS), not in tables of their own.
+    "lstm-ptb-block4-mini": ((), "lstm-ptb-block4", None, (0, 1), 1000),
+    "lstm-ptb-block16-mini": ((), "lstm-ptb-block16", None, (0, 1), 1000),
 }
+#: Sets with a README table of their own (test_readme_table_is_recomputed_from_the_committed_runs).
+TABLED_SETS = [name for name, spec in RESULT_SETS.items() if spec[2] is not None]
+# The block-sparsity table: the sets it compares (base first), its README title.
+BLOCKS = (("lstm-ptb-mini", "lstm-ptb-block4-mini", "lstm-ptb-block16-mini"),
+          "LSTM LM at 90%, by mask structure")
 # The storage/latency table: the result set whose runs it measured, its README title, its seed.
 STORAGE = ("lstm-ptb-mini", "LSTM LM, PTB (seed 0)", 0)
 STORAGE_FILES = ("footprint.json", "latency.json")
@@ -73,7 +81,6 @@ STORAGE_FILES = ("footprint.json", "latency.json")
 # What the lead commits after rerunning every result with today's code (issue 26). Remove an
 # entry once done: its checks then run for real (a strict xfail that passes fails the suite).
 AWAITING_RERUN = {
-    "lstm-ptb-mini": "runs without a code digest; footprint.json and latency.json not committed",
     "lstm-ptb-3-epochs": "runs without a code digest",
     "ptb-small-dense": "run without a code digest",
 }
@@ -288,7 +295,7 @@ def test_committed_tables_are_what_todays_reporting_code_computes(name):
     same_csv(tables / f"{entry['experiment']}_headline.csv", entry["pairs"])
 
 
-@pytest.mark.parametrize("name", RESULT_SETS)
+@pytest.mark.parametrize("name", TABLED_SETS)
 def test_readme_table_is_recomputed_from_the_committed_runs(name):
     """Each README row: NNZ and mean ± sd of both sides, computed here from the runs, equal the
     cells and today's table; the partner and the verdict are today's pairing of the runs."""
@@ -541,3 +548,68 @@ def test_every_result_set_is_checked():
     folders = {p.name for p in DOCS.iterdir() if p.is_dir()}
     assert folders == set(RESULT_SETS) | {"ptb-small-dense"}
     assert set(AWAITING_RERUN) <= folders
+
+
+# ------------------------------------------------------------------- the block-sparsity table
+def block_table_rows(sets: tuple[str, ...], slack: float) -> tuple[list[list[str]], dict]:
+    """The README block table's rows as today's code computes them from the committed runs of
+    ``sets`` (their metrics, footprint and latency files), and the comparison table by
+    (axis, structure)."""
+    from gradprune.footprint import structures as st
+
+    combined = st.combine([storage_inputs(DOCS / name) for name in sets])
+    configs = fr.configurations(*combined)
+    table = st.comparison_table(configs, slack).set_index(["axis", "structure"])
+    label = {"lstm_lm": "single weights", "lstm_lm [4x4]": "4x4 blocks",
+             "lstm_lm [16x16]": "16x16 blocks"}
+    modes = {"dense": "dense", "sparse": "CSR", "bsr": "BSR"}
+    fp32 = [a for a in configs["axis"].unique() if a.startswith("bytes:")
+            and fr.split_format(a.split(":", 1)[1])[1] == "fp32"]
+    rows = []
+    wanted = configs[(configs["sparsity"] == 0.9) | (configs["size"] == 30.0)]
+    for model in dict.fromkeys(wanted["model"]):
+        for size in sorted(set(wanted[wanted["model"] == model]["size"]), reverse=True):
+            c = wanted[(wanted["model"] == model) & (wanted["size"] == size)].set_index("axis")
+            nnz = c.loc["nnz"]
+            by_seed = list(nnz["by_seed"].values())
+            ppl = f"{statistics.mean(by_seed):.2f} ± {statistics.stdev(by_seed):.2f}"
+            best = min(fp32, key=lambda a: c.loc[a, "cost"])
+            layout = fr.axis_label(best).removeprefix("bytes, ").removesuffix(" fp32")
+            row = [label.get(model, f"{size:.0f} units, dense") if c.loc["nnz", "role"] ==
+                   "large-sparse" else f"{size:.0f} units, dense", millions(nnz["cost"]), ppl,
+                   f"{c.loc[best, 'cost'] / 1e6:.2f} MB ({layout})"]
+            for b in (1, 32):
+                lat = c.loc[f"latency:b{b}"]
+                used = "+".join(modes[m] for m in lat["storage"].split(","))
+                row.append(f"{lat['cost']:.2f} ({used})")
+            if nnz["role"] == "large-sparse":
+                for axis in ("nnz", "latency:b1", "latency:b32"):
+                    v = table.loc[(axis, model)]
+                    gain = "" if pd.isna(v["difference"]) else f" ({v['difference']:+.1f})"
+                    row.append(f"{v['verdict']}{gain}")
+            else:
+                row += ["", "", ""]
+            rows.append(row)
+    return rows, table
+
+
+def test_readme_block_table_is_recomputed_from_the_committed_runs():
+    sets, title = BLOCKS
+    slack = composed(())["footprint"]["budget_slack"]
+    rows, _ = block_table_rows(sets, slack)
+    assert readme_table(title) == rows
+
+
+def test_readme_prose_on_block_sparsity_is_recomputed():
+    sets, _ = BLOCKS
+    rows, table = block_table_rows(sets, composed(())["footprint"]["budget_slack"])
+    text = readme_text()
+    ppl = {r[0]: float(r[2].split(" ± ")[0]) for r in rows}
+    for blocks in ("4x4 blocks", "16x16 blocks"):
+        claim = (f"{blocks} cost {ppl[blocks] - ppl['single weights']:.1f} perplexity against "
+                 "single weights")
+        assert claim in text, claim
+    fits = {axis: bool(table.loc[axis]["fits"].any()) for axis in ("latency:b1", "latency:b32")}
+    claim = ("no large-sparse model fits the 30-unit model's latency at batch 1 or 32"
+             if not any(fits.values()) else "a large-sparse model fits the 30-unit model's latency")
+    assert claim in text, claim
