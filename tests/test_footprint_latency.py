@@ -16,7 +16,8 @@ from gradprune.footprint.execution import (
 )
 from gradprune.footprint.latency import inference_calls, measure, summary, time_calls
 from gradprune.models import build_model, prune_include
-from gradprune.pruning import select_prune_groups
+from gradprune.pruning import GradualPruner, select_prune_groups
+from gradprune.schedule import CubicSchedule
 
 
 def _prune(model, name, sparsity=0.8, seed=0):
@@ -257,6 +258,8 @@ def test_the_sweep_times_the_experiments_own_structure_at_each_sparsity(monkeypa
         if mode != "dense":
             zeros = sum(int((m.get_parameter(n) == 0).sum()) for n in enc)
             seen.append((mode, round(zeros / sum(m.get_parameter(n).numel() for n in enc), 2)))
+            if seen[-1][1] < 0.8:  # below the run's own sparsity its kept weights stay kept
+                assert all(torch.all(m.get_parameter(n)[kept[n]] != 0) for n in enc)
         step = real_step(m, enc, mode, blocks)
         if mode == "bsr":
             assert step.decoder.weight.layout == torch.sparse_bsr
@@ -265,10 +268,15 @@ def test_the_sweep_times_the_experiments_own_structure_at_each_sparsity(monkeypa
     monkeypatch.setattr(lat, "LMStep", spy)
     cfg = {"latency_batches": [1, 4], "sweep_sparsities": [0.5, 0.9], "latency_rounds": 3,
            "latency_min_time_s": 1e-4}
+    trained = GradualPruner(model, CubicSchedule(0.0, 0.8, begin_step=0, frequency=1,
+                                                 n_updates=0), include=encoded, block=(4, 4))
+    trained.prune_to(0.8)  # a trained 80% run: the sweep must still reach 50% below it
+    trained.remove()
+    kept = {n: model.get_parameter(n).detach() != 0 for n in encoded}
     out = lat.sweep(exp, model, encoded, {n: (4, 4) for n in encoded}, cfg, seed=0)
     assert seen == [("sparse", 0.5), ("bsr", 0.5), ("sparse", 0.9), ("bsr", 0.9)]
     assert [(p["mode"], p["sparsity"], p["batch"]) for p in out["speedup"]] == [
         (m, s, b) for m in ("sparse", "bsr") for s in (0.5, 0.9) for b in (1, 4)]
     assert all(p["q25"] <= p["median"] <= p["q75"] for p in out["speedup"])
-    assert all(torch.count_nonzero(model.get_parameter(n)) == model.get_parameter(n).numel()
-               for n in encoded)  # the run's own model is not touched
+    for n in encoded:  # the run's own model is not touched
+        assert torch.equal(model.get_parameter(n).detach() != 0, kept[n])

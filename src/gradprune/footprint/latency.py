@@ -22,8 +22,13 @@ within the same round, so the ratio cancels most of the machine's drift.
      "sweep": {"sparsities": [...], "speedup": [{"mode", "sparsity", "batch", "median", ...}]}}
 
 ``sweep`` (LM large-sparse runs): the run's own trained weights re-pruned one-shot by the
-experiment's own rule (single weights or its blocks) to each of ``footprint.sweep_sparsities``,
-each timed sparse (CSR, and BSR for block runs) against the dense step in the same interleaved
+experiment's own rule (single weights or its blocks) to each of ``footprint.sweep_sparsities``.
+A trained model holds its own sparsity's zeros, so its pruned positions are first refilled with
+tiny seeded values (below a thousandth of the smallest kept magnitude): at a sweep sparsity above
+the run's own, these go first and the mask is the trained one grown by magnitude; below it, the
+trained mask stays and the extra kept weights (or tiles) fall at random among the pruned ones.
+Each point is then
+timed sparse (CSR, and BSR for block runs) against the dense step in the same interleaved
 rounds: where sparse execution of
 this structure starts to pay, on this model's shapes, at a finer grid than the trained sparsities
 (the speedup depends on the pattern of the mask, not on how well the weights were trained).
@@ -203,8 +208,16 @@ def sweep(exp: dict, model: torch.nn.Module, encoded: list[str], blocks: dict, c
     for b, (tokens, hidden) in inputs.items():
         calls[f"dense:{b}"] = _no_grad(lambda s=dense, t=tokens, h=hidden: s(t, h))
     modes = modes_for("lm", blocks)[1:]
+    refilled = copy.deepcopy(model)
+    with torch.no_grad():
+        for name in encoded:
+            w = refilled.get_parameter(name)
+            zero = w == 0
+            if zero.any() and not zero.all():
+                tiny = float(w[~zero].abs().min()) * 1e-3
+                w[zero] = tiny * (0.5 + torch.rand(int(zero.sum()), generator=gen))
     for s in cfg["sweep_sparsities"]:
-        pruned = copy.deepcopy(model)
+        pruned = copy.deepcopy(refilled)
         pruner = make_pruner(exp, pruned, s)
         pruner.prune_to(s)
         pruner.remove()
