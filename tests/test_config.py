@@ -426,8 +426,17 @@ def test_an_n_m_mask_refuses_sparsities_it_cannot_hold():
     config = load_preset("mini")
     for variant in ("lstm-ptb-block4", "lstm-ptb-block16"):  # blocks and N:M exclude each other
         del config["experiments"][variant]
+    config.pop("structure_comparisons")
     config["experiments"]["lstm-ptb"]["pruning"]["n_m"] = [2, 4]
     with pytest.raises(ConfigError, match=r"sparsities \[0.75, 0.9\] are above what an 2:4 mask"):
         validate_config(config)
     config["experiments"]["lstm-ptb"]["large"]["sparsities"] = [0.0, 0.5]
     validate_config(config)
+
+
+def test_a_structure_comparison_of_a_missing_experiment_is_refused():
+    config = load_preset("mini")
+    del config["experiments"]["lstm-ptb-block4"]
+    with pytest.raises(ConfigError, match="structure_comparisons.lstm-ptb-blocks: no experiment "
+                                          "'lstm-ptb-block4'"):
+        validate_config(config)
