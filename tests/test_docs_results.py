@@ -400,6 +400,11 @@ def test_readme_prose_on_the_lm_at_3_epochs_is_recomputed():
     better = [statistics.mean(values(mini, key)) - statistics.mean(values(long, key))
               for key in long["runs"]]
     assert f"every model improves by {min(better):.0f}-{max(better):.0f} points" in text, better
+    # the seed-0 perplexities the README sets beside those of the older commit (256 dense, 75%,
+    # 90%, 73 units, 30 units)
+    seed0 = " / ".join(f"{values(long, key)[0]:.2f}" for key in
+                       ((256.0, 0.0), (256.0, 0.75), (256.0, 0.9), (73.0, 0.0), (30.0, 0.0)))
+    assert f"the same seed at d562b91 gives {seed0}," in " ".join(text.split()), seed0
 
 
 # --------------------------------------------------------------- the storage/latency table
