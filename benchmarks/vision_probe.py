@@ -104,6 +104,9 @@ def experiment_config(overrides: list[str]) -> dict:
             node = node.setdefault(p, {})
         node[leaf] = yaml.safe_load(value)
     config["experiments"] = {EXPERIMENT: deep_merge(config["experiments"][EXPERIMENT], exp_update)}
+    # The probe trains the vision experiment alone: comparisons across the other experiments
+    # (config.yaml's structure_comparisons) would name experiments no longer in the config.
+    config.pop("structure_comparisons", None)
     return validate_config(config)
 
 
