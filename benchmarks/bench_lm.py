@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from gradprune.config import deep_merge, read_config_file, validate_config
+from gradprune.config import deep_merge, only_experiments, read_config_file, validate_config
 from gradprune.data.lm import prepare_lm_corpus
 from gradprune.models import prune_include
 from gradprune.models.lstm_lm import detach_hidden
@@ -80,7 +80,8 @@ def main() -> None:
     train = {"total_steps": 10**6, "batch_size": 20, "bptt": 35, "eval_batch_size": 10,
              "optimizer": {"name": "sgd", "lr": 1.0}, "lr_schedule": {"name": "constant"},
              "grad_clip_norm": 5.0, "log_every": 20, "eval_every": 10**9, "checkpoint_every": 10**9}
-    config["experiments"] = {"lstm-ptb": deep_merge(config["experiments"]["lstm-ptb"], {"train": train})}
+    config = only_experiments(config, ["lstm-ptb"])
+    config["experiments"]["lstm-ptb"] = deep_merge(config["experiments"]["lstm-ptb"], {"train": train})
     exp = validate_config(config)["experiments"]["lstm-ptb"]
     exp["model_args"] = {}  # the size's own dropout and init scale (Zaremba's medium)
     train_cfg = exp["train"]

@@ -32,7 +32,14 @@ import torch.nn.functional as F
 import yaml
 
 from gradprune import seeding
-from gradprune.config import Run, compose_config, deep_merge, run_settings, validate_config
+from gradprune.config import (
+    Run,
+    compose_config,
+    deep_merge,
+    only_experiments,
+    run_settings,
+    validate_config,
+)
 from gradprune.runner import configure_torch, new_state
 from gradprune.tasks.vision import top1_top5
 from gradprune.training.loop import train_steps
@@ -103,10 +110,8 @@ def experiment_config(overrides: list[str]) -> dict:
         for p in parents:
             node = node.setdefault(p, {})
         node[leaf] = yaml.safe_load(value)
-    config["experiments"] = {EXPERIMENT: deep_merge(config["experiments"][EXPERIMENT], exp_update)}
-    # The probe trains the vision experiment alone: comparisons across the other experiments
-    # (config.yaml's structure_comparisons) would name experiments no longer in the config.
-    config.pop("structure_comparisons", None)
+    config = only_experiments(config, [EXPERIMENT])
+    config["experiments"][EXPERIMENT] = deep_merge(config["experiments"][EXPERIMENT], exp_update)
     return validate_config(config)
 
 

@@ -22,6 +22,7 @@ from gradprune.config import (
     Run,
     compose_config,
     load_config,
+    only_experiments,
     plan_runs,
     read_config_file,
     resolve_run,
@@ -440,3 +441,20 @@ def test_a_structure_comparison_of_a_missing_experiment_is_refused():
     with pytest.raises(ConfigError, match="structure_comparisons.lstm-ptb-blocks: no experiment "
                                           "'lstm-ptb-block4'"):
         validate_config(config)
+
+
+def test_one_experiment_of_the_mini_keeps_only_the_comparisons_it_can_hold():
+    """What a probe or benchmark of one experiment composes: the real mini preset, cut to the
+    named experiments; a structure comparison stays only while all of its experiments do."""
+    mini = load_preset("mini")
+    blocks = mini["structure_comparisons"]["lstm-ptb-blocks"]
+    alone = validate_config(only_experiments(mini, ["mobilenet-fmnist"]))
+    assert list(alone["experiments"]) == ["mobilenet-fmnist"]
+    assert alone["structure_comparisons"] == {}
+    assert alone["experiments"]["mobilenet-fmnist"]["train"]["total_steps"] == (
+        mini["experiments"]["mobilenet-fmnist"]["train"]["total_steps"])
+    lm = validate_config(only_experiments(mini, blocks))
+    assert lm["structure_comparisons"] == {"lstm-ptb-blocks": blocks}
+    assert "lstm-ptb-blocks" in mini["structure_comparisons"]  # the preset itself is left whole
+    with pytest.raises(ConfigError, match="has no experiment 'lstm-ptb-block8'; it has: "):
+        only_experiments(mini, ["lstm-ptb", "lstm-ptb-block8"])

@@ -20,7 +20,7 @@ import yaml
 from safetensors.torch import load_file
 from tests.workflow_helpers import ROOT, SHARED_MIRROR, load_preset, require_mirror
 
-from gradprune.config import validate_config
+from gradprune.config import only_experiments, validate_config
 from gradprune.data.fetch import fetch_all
 from gradprune.data.lm import prepare_lm_corpus
 from gradprune.training.checkpoint import load_checkpoint
@@ -57,10 +57,8 @@ runner.evaluate(settings, run, data, out / "model.safetensors", out / "train_sum
 
 def _config() -> dict:
     """The mini preset's lstm-ptb experiment, shrunk to seconds: 16 units, 24 steps."""
-    config = load_preset("mini")
+    config = only_experiments(load_preset("mini"), ["lstm-ptb"])
     exp = config["experiments"]["lstm-ptb"]
-    config["experiments"] = {"lstm-ptb": exp}
-    config.pop("structure_comparisons", None)  # they name the experiments left out
     config.update(device="cpu", seeds=[0])
     exp.update(large={"size": 16, "sparsities": [0.5]}, small_dense=[])
     exp["train"].update(total_steps=24, batch_size=8, eval_batch_size=100, log_every=4,

@@ -39,11 +39,10 @@ def load_preset(name: str) -> dict:
 def validated_experiment(preset: str, name: str, **changes) -> dict:
     """Experiment ``name`` of ``preset`` with ``changes`` deep-merged into it (``train={...}``),
     validated: the schema's defaults filled in, as the package's code receives an experiment."""
-    from gradprune.config import deep_merge, validate_config
+    from gradprune.config import deep_merge, only_experiments, validate_config
 
-    config = load_preset(preset)
-    config["experiments"] = {name: deep_merge(config["experiments"][name], changes)}
-    config.pop("structure_comparisons", None)  # they name the experiments left out
+    config = only_experiments(load_preset(preset), [name])
+    config["experiments"][name] = deep_merge(config["experiments"][name], changes)
     return validate_config(config)["experiments"][name]
 
 

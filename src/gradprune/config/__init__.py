@@ -32,7 +32,7 @@ from gradprune.config.identity import (
     schedule_for,
     training_config,
 )
-from gradprune.config.plan import Run, experiment_of, plan_runs, resolve_run
+from gradprune.config.plan import Run, experiment_of, only_experiments, plan_runs, resolve_run
 from gradprune.config.resources import experiment_resources, training_job_resources
 from gradprune.config.schema import PROJECT_ROOT, SCHEMA_PATH, ConfigError, load_schema
 from gradprune.config.settings import (
@@ -68,7 +68,8 @@ __all__ = [
     "PROJECT_ROOT", "SCHEMA_PATH", "SCORING_KEYS", "SIZE_MEANING", "SPEED_KEYS", "ConfigError",
     "Run", "compose_config", "config_hash", "deep_merge", "evaluation_config",
     "evaluation_settings", "experiment_for_size", "experiment_of", "experiment_resources",
-    "fmt_num", "fmt_sparsity", "load_config", "load_schema", "model_sizes", "plan_runs",
+    "fmt_num", "fmt_sparsity", "load_config", "load_schema", "model_sizes", "only_experiments",
+    "plan_runs",
     "prunable_sizes", "read_config_file", "resolve_run", "run_config", "run_settings",
     "schedule_for", "size_value", "speed_defaults", "training_config", "training_job_resources",
     "training_settings", "typed_overrides", "validate_config", "without_keys", "write_config",

@@ -89,6 +89,16 @@ def experiment_of(config: dict, name: str, where: str = "") -> dict:
     return exps[name]
 
 
+def only_experiments(config: dict, names) -> dict:
+    """``config`` with the experiments ``names`` alone (for a probe or a benchmark of one), and
+    the structure comparisons whose experiments all remain: one that names a dropped experiment
+    would fail validation. An unknown name is the ConfigError of :func:`experiment_of`."""
+    kept = {name: experiment_of(config, name) for name in names}
+    comparisons = {name: members for name, members in config.get("structure_comparisons", {}).items()
+                   if set(members) <= set(kept)}
+    return {**config, "experiments": kept, "structure_comparisons": comparisons}
+
+
 def resolve_run(config: dict, experiment: str, model: str, size: str, sparsity: str, seed) -> Run:
     """The run a folder names: a planned run, or a sparsity or seed the preset does not list
     (``in_preset=False``: same schedule and training as the listed ones). Anything else, a size,
