@@ -1,10 +1,12 @@
-"""Snakemake entry point: gradual pruning to one target (or dense / small-dense training)."""
+"""Snakemake entry point: gradual pruning to one target (or dense / small-dense training), or the
+copy of a twin run's training (gradprune.config.twins)."""
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
 from gradprune import runner
 from gradprune.config import Run, experiment_resources, run_settings
+from gradprune.reuse import reuse_training, twin_files
 from gradprune.workflow import logged_to
 
 sm = snakemake  # noqa: F821
@@ -15,6 +17,10 @@ with logged_to(sm.log[0]):
     res = experiment_resources(sm.config, run.experiment, run.size)
     runner.configure_torch(sm.threads, settings["deterministic"])
     init = sm.input.get("init_checkpoint")
-    runner.train_job(settings, run, dict(sm.input), Path(sm.output.weights).parent,
-                     Path(init) if init else None, sm.threads, res["gpu"], res["nodes"],
-                     sm.resources.get("nodes"))
+    twin = twin_files(dict(sm.input))
+    if twin is not None:
+        reuse_training(twin, dict(sm.output), str(Path(sm.output.weights).parent))
+    else:
+        runner.train_job(settings, run, dict(sm.input), Path(sm.output.weights).parent,
+                         Path(init) if init else None, sm.threads, res["gpu"], res["nodes"],
+                         sm.resources.get("nodes"))

@@ -7,7 +7,8 @@ the training loop and optimizers, decoding and scoring (BLEU), and the core modu
 through (the schedule, the NNZ count, the random streams, the runner and its torchrun worker). Left out, because they do
 not change a run's numbers: the config code (its output, the run config, is recorded and
 compared whole), reporting (tables are recomputed from ``metrics.json``), the storage and latency
-measurements (their own files), the cost plan (costs.py estimates, trains nothing), and
+measurements (their own files), the cost plan (costs.py estimates, trains nothing), the copy of a twin run's training (reuse.py:
+it computes no number, and the twin's own files are checked as any run's), and
 paths, the CLI, provenance, atomic writes, the dry-run folder cleanup and this module.
 
 Each part's digest is a sha256 over its files' paths and their syntax trees without docstrings:
@@ -40,7 +41,7 @@ RESULT_CODE: dict[str, tuple[str, ...]] = {
 NOT_RESULT_CODE: tuple[str, ...] = (
     "__init__.py", "config.py", "config", "reporting", "footprint", "layout.py", "workflow.py",
     "cli.py", "provenance.py", "atomic.py", "curves.py", "code_digest.py", "costs.py",
-    "workdir.py",
+    "workdir.py", "reuse.py",
 )
 
 

@@ -33,7 +33,14 @@ import torch.nn.functional as F
 import yaml
 from torch.utils.flop_counter import FlopCounterMode, conv_flop_count
 
-from gradprune.config import experiment_for_size, fmt_num, plan_runs, size_value
+from gradprune.config import (
+    experiment_for_size,
+    fmt_num,
+    plan_runs,
+    pretrain_home,
+    size_value,
+    twin_run,
+)
 
 THROUGHPUTS = Path(__file__).with_name("throughputs.yaml")
 DEVICE_RESULTS = Path("benchmarks/results")
@@ -253,18 +260,22 @@ class Job:
 
 
 def training_jobs(config: dict) -> list[Job]:
-    """Every pretrain and train job the workflow plans for ``config``, with its steps."""
+    """Every pretrain and train job the workflow plans for ``config`` that trains, with its
+    steps: a run that copies its twin's training and a pretrain folder shared with an earlier
+    experiment (gradprune.config.twins) cost nothing here."""
     jobs, pretrained = [], set()
     for run in plan_runs(config):
+        if twin_run(config, run) is not None:
+            continue
         exp = experiment_for_size(config["experiments"][run.experiment], run.size)
         res, total = exp["resources"], exp["train"]["total_steps"]
         gpus = res["gpu"] * res["nodes"]
         continues = run.continues_from_dense and exp["pruning"]["from_dense_checkpoint"]
         t0 = exp["pruning"]["begin_step"] if continues else 0
-        key = (run.experiment, run.size, run.seed)
-        if continues and key not in pretrained:
-            pretrained.add(key)
-            jobs.append(Job(run.experiment, "pretrain", run.pretrain_dir, run.model, run.size, t0,
+        home = pretrain_home(config, run) if continues else None
+        if continues and home not in pretrained:
+            pretrained.add(home)
+            jobs.append(Job(run.experiment, "pretrain", home, run.model, run.size, t0,
                             gpus, res["runtime"]))
         jobs.append(Job(run.experiment, "train", run.dir, run.model, run.size, total - t0, gpus,
                         res["runtime"]))

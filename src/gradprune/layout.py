@@ -29,6 +29,14 @@ _ONE_RUN = f"{_RUN}/sparsity-{{sparsity}}/seed-{{seed}}"
 RUN_DIR = f"{RESULTS}/{_ONE_RUN}"
 # The large model trained densely up to the first pruning step t0, shared by all its sparsities.
 PRETRAIN_DIR = f"{RESULTS}/{_RUN}/pretrain/seed-{{seed}}"
+# The files a train job writes in a run folder, by the train rule's output names.
+TRAINING_OUTPUTS = {
+    "weights": "model.safetensors",
+    "train_log": "train_log.csv",
+    "eval_log": "eval.csv",
+    "prune_log": "prune_log.csv",
+    "summary": "train_summary.json",
+}
 RUN_FIGURE_DIR = f"{FIGURES}/{_ONE_RUN}"
 # The log and benchmark of the job that draws one run's figures (rule run_figures).
 RUN_FIGURES_LOG = f"logs/report/{_ONE_RUN}.log"

@@ -6,7 +6,7 @@ Kept here (not in the .smk files) so that the rules stay declarative and this lo
 from __future__ import annotations
 
 from gradprune.config import plan_runs
-from gradprune.layout import FIGURES, PREPARED, RAW, RESULTS, TABLES
+from gradprune.layout import FIGURES, PREPARED, RAW, RESULTS, TABLES, TRAINING_OUTPUTS
 
 # dataset -> {input name the task reads: file under resources/prepared/<dataset>/}. Each family's
 # prepare rule (workflow/rules/data*.smk) writes these files; the task gets them by name.
@@ -45,6 +45,12 @@ def data_inputs(experiment: dict) -> dict[str, str]:
             f"dataset {dataset!r} has no prepare step yet; prepared datasets: {sorted(PREPARED_FILES)}"
         )
     return {name: f"{PREPARED}/{dataset}/{file}" for name, file in PREPARED_FILES[dataset].items()}
+
+
+def twin_inputs(twin_dir: str) -> dict[str, str]:
+    """The inputs of a train job that copies the run in ``twin_dir`` (gradprune.config.twins):
+    ``twin_<output name>`` for each file the train rule writes (gradprune.reuse reads them)."""
+    return {f"twin_{name}": f"{twin_dir}/{file}" for name, file in TRAINING_OUTPUTS.items()}
 
 
 # -- translation: one prepare step per dataset, shared by its experiments ----------------------

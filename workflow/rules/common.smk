@@ -19,10 +19,12 @@ from gradprune.config import (  # noqa: E402
     experiment_of,
     experiment_resources,
     plan_runs,
+    pretrain_home,
     resolve_run,
     run_settings,
     training_job_resources,
     training_settings,
+    twin_run,
     validate_config,
 )
 from gradprune.layout import WILDCARDS  # noqa: E402
@@ -30,6 +32,7 @@ from gradprune.workflow import (
     data_inputs,
     imagenet_problem,
     report_targets,
+    twin_inputs,
 )  # noqa: E402
 
 
@@ -124,11 +127,17 @@ def exp_of(wildcards):
 
 
 def train_inputs(wildcards):
+    """The data (and the dense checkpoint at t0) a run trains from; for a run an earlier
+    experiment trains the same way (gradprune.config.twins), that run's outputs to copy.
+    """
     run = the_run(wildcards)
+    twin = twin_run(config, run)
+    if twin is not None:
+        return twin_inputs(twin.dir)
     inputs = data_inputs(exp_of(wildcards))
     settings = run_settings(config, run)["experiment"]
     if run.continues_from_dense and settings["pruning"]["from_dense_checkpoint"]:
-        inputs["init_checkpoint"] = f"{run.pretrain_dir}/checkpoint_t0.pt"
+        inputs["init_checkpoint"] = f"{pretrain_home(config, run)}/checkpoint_t0.pt"
     return inputs
 
 

@@ -3,7 +3,15 @@
 # computes (trains_with, scores_with in common.smk), so Snakemake reruns a job exactly when those
 # change; the scripts read the full settings (gradprune.config.run_settings) from the config, so
 # operational keys (checkpoint_every, log_every, ...) reach a job without rerunning it.
-from gradprune.layout import PRETRAIN_DIR, RUN_DIR
+from gradprune.layout import PRETRAIN_DIR, RUN_DIR, TRAINING_OUTPUTS
+
+# Scheduling: on a few cores the run's length is set by how the long jobs pack. Without
+# priorities Snakemake prefers jobs with large input files, which put the translation family
+# (small inputs, the longest jobs) last and left one core idle for minutes at the end of the
+# default run. So: every pretrain first (each unlocks a chain of trains), then the trains, then
+# the short scoring and report jobs, which fill the cores while the last trains finish.
+PRETRAIN_PRIORITY = 2
+TRAIN_PRIORITY = 1
 
 
 rule pretrain:
@@ -15,6 +23,7 @@ rule pretrain:
         f"{PRETRAIN_DIR}/pretrain.log",
     benchmark:
         f"{PRETRAIN_DIR}/benchmark.tsv"
+    priority: PRETRAIN_PRIORITY
     conda:
         "../../envs/train.yaml"
     threads: resource("threads")
@@ -38,15 +47,12 @@ rule train:
     input:
         unpack(train_inputs),
     output:
-        weights=f"{RUN_DIR}/model.safetensors",
-        train_log=f"{RUN_DIR}/train_log.csv",
-        eval_log=f"{RUN_DIR}/eval.csv",
-        prune_log=f"{RUN_DIR}/prune_log.csv",
-        summary=f"{RUN_DIR}/train_summary.json",
+        **{name: f"{RUN_DIR}/{file}" for name, file in TRAINING_OUTPUTS.items()},
     log:
         f"{RUN_DIR}/train.log",
     benchmark:
         f"{RUN_DIR}/benchmark_train.tsv"
+    priority: TRAIN_PRIORITY
     conda:
         "../../envs/train.yaml"
     threads: resource("threads")
