@@ -13,7 +13,14 @@ from safetensors.torch import load_file, save_file
 from tests.workflow_helpers import load_preset
 
 from gradprune import costs
-from gradprune.config import Run, plan_runs, pretrain_home, twin_run, validate_config
+from gradprune.config import (
+    Run,
+    plan_runs,
+    pretrain_home,
+    train_job_resources,
+    twin_run,
+    validate_config,
+)
 from gradprune.reuse import reuse_training, twin_files
 from gradprune.workflow import twin_inputs
 
@@ -160,3 +167,20 @@ def test_a_run_of_the_first_experiment_has_no_twin():
     assert all(twin_run(config, r) is None for r in plan_runs(config) if r.experiment == first)
     lone = Run("lstm-ptb", "lstm_lm", "30", "0.0", 0, "small-dense")
     assert twin_run(config, lone) is None
+
+
+def test_a_twin_s_train_job_asks_for_one_core_and_no_gpu():
+    def edit(raw):
+        raw["experiments"]["lstm-ptb"]["resources"] = {"threads": 8, "mem_mb": 9000, "runtime": 600,
+                                                       "gpu": 2, "nodes": 2}
+
+    config = _mini(edit)
+    copy_job = train_job_resources(config, Run("lstm-ptb-block4", "lstm_lm", "30", "0.0", 0,
+                                               "small-dense"))
+    assert {k: copy_job[k] for k in ("threads", "mem_mb", "runtime", "gpu", "nodes")} == {
+        "threads": 1, "mem_mb": 9000, "runtime": 10, "gpu": 0, "nodes": 1}
+    for run in (Run("lstm-ptb-block4", "lstm_lm", "256", "0.9", 0, "large-sparse"),
+                Run("lstm-ptb", "lstm_lm", "30", "0.0", 0, "small-dense")):
+        trains = train_job_resources(config, run)
+        assert {k: trains[k] for k in ("threads", "mem_mb", "runtime", "gpu", "nodes")} == {
+            "threads": 8, "mem_mb": 9000, "runtime": 600, "gpu": 2, "nodes": 2}

@@ -22,6 +22,7 @@ from gradprune.config import (  # noqa: E402
     pretrain_home,
     resolve_run,
     run_settings,
+    train_job_resources,
     training_job_resources,
     training_settings,
     twin_run,
@@ -147,6 +148,20 @@ def pretrain_inputs(wildcards):
 
 def resource(key):
     return lambda wc: experiment_resources(config, wc.experiment, wc.size)[key]
+
+
+def train_resource(key):
+    """A resource of a train job: its experiment's, one core and no GPU for a twin's copy."""
+    return lambda wc: train_job_resources(config, the_run(wc))[key]
+
+
+def train_job_resource(key):
+    """train_resource, turned into the resources of a job on one node or several."""
+
+    def get(wc):
+        return training_job_resources(train_job_resources(config, the_run(wc)))[key]
+
+    return get
 
 
 def job_resource(key):

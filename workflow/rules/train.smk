@@ -55,16 +55,16 @@ rule train:
     priority: TRAIN_PRIORITY
     conda:
         "../../envs/train.yaml"
-    threads: resource("threads")
+    threads: train_resource("threads")
     resources:
-        mem_mb=resource("mem_mb"),
-        runtime=resource("runtime"),
-        gpu=job_resource("gpu"),
-        nodes=job_resource("nodes"),
-        tasks=job_resource("tasks"),
-        tasks_per_gpu=job_resource("tasks_per_gpu"),
-        gres=job_resource("gres"),
-        mpi=job_resource("mpi"),
+        mem_mb=train_resource("mem_mb"),
+        runtime=train_resource("runtime"),
+        gpu=train_job_resource("gpu"),
+        nodes=train_job_resource("nodes"),
+        tasks=train_job_resource("tasks"),
+        tasks_per_gpu=train_job_resource("tasks_per_gpu"),
+        gres=train_job_resource("gres"),
+        mpi=train_job_resource("mpi"),
     params:
         run=lambda wc: the_run(wc).identity,
         settings=lambda wc: trains_with(the_run(wc)),

@@ -14,7 +14,8 @@ Snakemake starts, every job start on SLURM included):
   can change its weights or its metrics (the params of its jobs), ``config_hash``;
 - :mod:`~gradprune.config.identity`: the config a run's checkpoints and ``metrics.json`` record;
 - :mod:`~gradprune.config.resources`: the resources of a run's jobs;
-- :mod:`~gradprune.config.twins`: runs two experiments share (``twin_run``, ``pretrain_home``).
+- :mod:`~gradprune.config.twins`: runs two experiments share (``twin_run``, ``pretrain_home``,
+  ``train_job_resources``).
 
 The names below are re-exported, so ``from gradprune.config import X`` keeps working.
 """
@@ -56,7 +57,7 @@ from gradprune.config.sizes import (
     prunable_sizes,
     size_value,
 )
-from gradprune.config.twins import pretrain_home, twin_run
+from gradprune.config.twins import pretrain_home, train_job_resources, twin_run
 from gradprune.config.validate import (
     FAMILY_DATASETS,
     FAMILY_MODELS,
@@ -71,8 +72,8 @@ __all__ = [
     "Run", "compose_config", "config_hash", "deep_merge", "evaluation_config",
     "evaluation_settings", "experiment_for_size", "experiment_of", "experiment_resources",
     "fmt_num", "fmt_sparsity", "load_config", "load_schema", "model_sizes", "only_experiments",
-    "plan_runs", "pretrain_home",
-    "prunable_sizes", "read_config_file", "resolve_run", "run_config", "run_settings",
-    "schedule_for", "size_value", "speed_defaults", "training_config", "training_job_resources",
-    "training_settings", "twin_run", "typed_overrides", "validate_config", "without_keys", "write_config",
+    "plan_runs", "pretrain_home", "prunable_sizes", "read_config_file", "resolve_run",
+    "run_config", "run_settings", "schedule_for", "size_value", "speed_defaults",
+    "train_job_resources", "training_config", "training_job_resources", "training_settings",
+    "twin_run", "typed_overrides", "validate_config", "without_keys", "write_config",
 ]

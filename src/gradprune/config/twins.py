@@ -21,7 +21,12 @@ structure included.
 from __future__ import annotations
 
 from gradprune.config.plan import Run, plan_runs
+from gradprune.config.resources import experiment_resources
 from gradprune.config.settings import run_settings, training_settings
+
+#: what the train job of a twin needs to copy files: one core, no GPU, one node, minutes (its
+#: memory stays the experiment's: it holds the weights)
+COPY_JOB = {"threads": 1, "gpu": 0, "nodes": 1, "runtime": 10}
 
 
 def _key(run: Run) -> tuple:
@@ -72,3 +77,10 @@ def pretrain_home(config: dict, run: Run) -> str:
         if training_settings(run_settings(config, other)) == mine:
             return other.pretrain_dir
     return dense.pretrain_dir
+
+
+def train_job_resources(config: dict, run: Run) -> dict:
+    """The resources of ``run``'s train job: its experiment's, or a copy job's for a twin (a
+    cluster then queues no GPU job to copy files)."""
+    res = experiment_resources(config, run.experiment, run.size)
+    return {**res, **COPY_JOB} if twin_run(config, run) is not None else res
