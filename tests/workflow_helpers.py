@@ -117,7 +117,8 @@ def planned_runs(proc) -> set[str]:
 
 def planned_job_blocks(proc) -> list[dict]:
     """Every job a ``snakemake -n`` run (without --quiet) prints: ``{"rule", "wildcards",
-    "resources"}``, the last two as ``{name: text}``."""
+    "resources", "priority", "threads"}``, wildcards and resources as ``{name: text}``; Snakemake
+    leaves out a priority of 0 and a single thread."""
     text = proc.stdout + proc.stderr
     jobs = []
     for block in re.split(r"^(?:local)?rule ", text, flags=re.MULTILINE)[1:]:
@@ -128,5 +129,7 @@ def planned_job_blocks(proc) -> list[dict]:
             return dict(p.split("=", 1) for p in line.split(", ") if "=" in p)
 
         jobs.append({"rule": rule.strip(), "wildcards": pairs(fields.get("wildcards", "")),
-                     "resources": pairs(fields.get("resources", ""))})
+                     "resources": pairs(fields.get("resources", "")),
+                     "priority": int(fields.get("priority", 0)),
+                     "threads": int(fields.get("threads", 1))})
     return jobs

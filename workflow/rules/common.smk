@@ -63,6 +63,17 @@ validate(config, schema="../schemas/config.schema.yaml")
 
 RUNS = plan_runs(config)
 
+# Scheduling (rule priorities). On a few cores the run's length is set by how the long jobs
+# pack. Without priorities Snakemake prefers jobs with large input files, which left the
+# translation family's trainings (small inputs, the longest jobs) for last and one core idle for
+# minutes at the end of the default run. So: downloads and prepare steps first (every chain
+# starts from them; a priority does not reach a job's inputs), then each pretrain (it unlocks a
+# chain of trains), then the trains, then the short scoring and report jobs, which fill the
+# cores while the last trains finish.
+DATA_PRIORITY = 3
+PRETRAIN_PRIORITY = 2
+TRAIN_PRIORITY = 1
+
 
 wildcard_constraints:
     **WILDCARDS,

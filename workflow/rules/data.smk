@@ -10,6 +10,7 @@ rule download:
         "logs/download/{dataset}/{file}.log",
     benchmark:
         "logs/benchmarks/download/{dataset}/{file}.tsv"
+    priority: DATA_PRIORITY
     retries: 2
     localrule: True
     conda:
@@ -34,6 +35,7 @@ rule prepare_fashion_mnist:
         "logs/prepare/fashion-mnist.log",
     benchmark:
         "logs/benchmarks/prepare/fashion-mnist.tsv"
+    priority: DATA_PRIORITY
     conda:
         "../../envs/data.yaml"
     threads: 1
@@ -53,6 +55,7 @@ rule prepare_cifar10:
         "logs/prepare/cifar-10.log",
     benchmark:
         "logs/benchmarks/prepare/cifar-10.tsv"
+    priority: DATA_PRIORITY
     conda:
         "../../envs/data.yaml"
     threads: 1
@@ -72,6 +75,7 @@ rule check_imagenet:
         "logs/prepare/imagenet.log",
     benchmark:
         "logs/benchmarks/prepare/imagenet.tsv"
+    priority: DATA_PRIORITY
     conda:
         "../../envs/data.yaml"
     threads: 1

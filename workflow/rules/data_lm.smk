@@ -15,6 +15,7 @@ rule prepare_lm:
         "logs/benchmarks/prepare/{dataset}.tsv"
     wildcard_constraints:
         dataset="ptb|wikitext-2",
+    priority: DATA_PRIORITY
     conda:
         "../../envs/data.yaml"
     threads: 1

@@ -5,14 +5,6 @@
 # operational keys (checkpoint_every, log_every, ...) reach a job without rerunning it.
 from gradprune.layout import PRETRAIN_DIR, RUN_DIR, TRAINING_OUTPUTS
 
-# Scheduling: on a few cores the run's length is set by how the long jobs pack. Without
-# priorities Snakemake prefers jobs with large input files, which put the translation family
-# (small inputs, the longest jobs) last and left one core idle for minutes at the end of the
-# default run. So: every pretrain first (each unlocks a chain of trains), then the trains, then
-# the short scoring and report jobs, which fill the cores while the last trains finish.
-PRETRAIN_PRIORITY = 2
-TRAIN_PRIORITY = 1
-
 
 rule pretrain:
     input:
