@@ -6,7 +6,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
 from gradprune import runner
 from gradprune.config import Run, experiment_resources, run_settings
-from gradprune.reuse import reuse_training, twin_files
+from gradprune.reuse import train_or_copy_twin
 from gradprune.workflow import logged_to
 
 sm = snakemake  # noqa: F821
@@ -16,11 +16,5 @@ with logged_to(sm.log[0]):
     settings = run_settings(sm.config, run)
     res = experiment_resources(sm.config, run.experiment, run.size)
     runner.configure_torch(sm.threads, settings["deterministic"])
-    init = sm.input.get("init_checkpoint")
-    twin = twin_files(dict(sm.input))
-    if twin is not None:
-        reuse_training(twin, dict(sm.output), str(Path(sm.output.weights).parent))
-    else:
-        runner.train_job(settings, run, dict(sm.input), Path(sm.output.weights).parent,
-                         Path(init) if init else None, sm.threads, res["gpu"], res["nodes"],
-                         sm.resources.get("nodes"))
+    train_or_copy_twin(settings, run, dict(sm.input), dict(sm.output), sm.threads, res["gpu"],
+                       res["nodes"], sm.resources.get("nodes"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,7 +13,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from tests.workflow_helpers import load_preset
 
-from gradprune import costs
+from gradprune import costs, runner
 from gradprune.config import (
     Run,
     plan_runs,
@@ -21,7 +22,7 @@ from gradprune.config import (
     twin_run,
     validate_config,
 )
-from gradprune.reuse import reuse_training, twin_files
+from gradprune.reuse import reuse_training, train_or_copy_twin, twin_files
 from gradprune.workflow import twin_inputs
 
 LM_30 = "results/lstm-ptb/lstm_lm-30/sparsity-0.0/seed-{seed}"
@@ -159,6 +160,31 @@ def test_a_train_job_without_twin_inputs_trains_and_one_with_part_of_them_is_ref
     partial.pop("twin_eval_log")
     with pytest.raises(ValueError, match="missing inputs twin_eval_log"):
         twin_files(partial)
+
+
+def test_a_train_job_copies_its_twin_or_trains_never_both(tmp_path, monkeypatch):
+    """The train job's dispatch: with twin inputs it copies them and trains nothing; without, it
+    trains into the weights' folder, from the init checkpoint when the job has one."""
+    calls = []
+    monkeypatch.setattr(runner, "train_job", lambda *args: calls.append(args))
+    _, tensors = _twin_folder(tmp_path)
+    mine = tmp_path / "results/other/m-8/sparsity-0.0/seed-0"
+    mine.mkdir(parents=True)
+    outputs = {"weights": str(mine / "model.safetensors"), "train_log": str(mine / "train_log.csv"),
+               "eval_log": str(mine / "eval.csv"), "prune_log": str(mine / "prune_log.csv"),
+               "summary": str(mine / "train_summary.json")}
+    inputs = {name: str(tmp_path / path) for name, path in twin_inputs(
+        "results/base/m-8/sparsity-0.0/seed-0").items()}
+    run = Run("lstm-ptb", "lstm_lm", "8", "0.0", 0, "small-dense")
+    train_or_copy_twin({"s": 1}, run, {**inputs, "prepared": "p"}, outputs, 2, 0)
+    assert calls == []
+    assert load_file(outputs["weights"]).keys() == tensors.keys()
+    train_or_copy_twin({"s": 1}, run, {"prepared": "p"}, outputs, 2, 0)
+    train_or_copy_twin({"s": 1}, run, {"prepared": "p", "init_checkpoint": "t0.safetensors"},
+                       outputs, 3, 1, 2, 4)
+    assert calls == [({"s": 1}, run, {"prepared": "p"}, mine, None, 2, 0, 1, None),
+                     ({"s": 1}, run, {"prepared": "p", "init_checkpoint": "t0.safetensors"}, mine,
+                      Path("t0.safetensors"), 3, 1, 2, 4)]
 
 
 def test_a_run_of_the_first_experiment_has_no_twin():

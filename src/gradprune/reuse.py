@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from safetensors import safe_open
 from safetensors.torch import load_file, save
 
 from gradprune.atomic import write_bytes
 from gradprune.layout import TRAINING_OUTPUTS
+
+if TYPE_CHECKING:
+    from gradprune.config import Run
 
 
 def twin_files(inputs: dict) -> dict[str, str] | None:
@@ -45,3 +49,20 @@ def reuse_training(twin: dict[str, str], outputs: dict[str, str], run_dir: str) 
     write_bytes(outputs["summary"], json.dumps(summary, indent=2).encode())
     for name in ("train_log", "eval_log", "prune_log"):
         write_bytes(outputs[name], Path(twin[name]).read_bytes())
+
+
+def train_or_copy_twin(settings: dict, run: Run, inputs: dict, outputs: dict, threads: int,
+                       gpus: int, nodes: int = 1, slurm_nodes: int | None = None) -> None:
+    """What a train job does: copy its twin's training when its inputs name one (twin_files),
+    else train the run (gradprune.runner.train_job) into the folder of ``outputs["weights"]``,
+    from ``inputs["init_checkpoint"]`` when the job has one (a pruned run continues from t0)."""
+    run_dir = Path(outputs["weights"]).parent
+    twin = twin_files(inputs)
+    if twin is not None:
+        reuse_training(twin, outputs, str(run_dir))
+        return
+    from gradprune import runner  # imported here: the copy needs none of the training stack
+
+    init = inputs.get("init_checkpoint")
+    runner.train_job(settings, run, inputs, run_dir, Path(init) if init else None, threads, gpus,
+                     nodes, slurm_nodes)
