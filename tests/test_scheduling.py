@@ -35,3 +35,14 @@ def test_wmt16_s_data_step_keeps_its_second_thread(repo):
     (job,) = [j for j in planned_job_blocks(proc) if j["rule"] == "prepare_translation"]
     assert (job["rule"], job["wildcards"], job["threads"], job["priority"]) == (
         "prepare_translation", {"dataset": "wmt16"}, 2, 3)
+
+
+def test_each_translation_data_step_asks_for_its_own_resources_and_an_unknown_one_is_refused():
+    """What the prepare rule reads per dataset (written out by hand here): Multi30k one thread and
+    a few GB, WMT16 two threads and 24 GB; a dataset without an entry fails naming the table."""
+    from gradprune.workflow import translation_prepare_resources
+
+    assert translation_prepare_resources("multi30k") == {"threads": 1, "mem_mb": 3000, "runtime": 20}
+    assert translation_prepare_resources("wmt16") == {"threads": 2, "mem_mb": 24000, "runtime": 240}
+    with pytest.raises(ValueError, match="TRANSLATION_PREPARE_RESOURCES"):
+        translation_prepare_resources("iwslt17")

@@ -90,6 +90,26 @@ def translation_prepare_settings(config: dict, dataset: str) -> dict:
     return {**chosen, "test_sets": tests}
 
 
+# What the prepare step of each translation dataset asks for. One thread for Multi30k: its BPE
+# trains in seconds and gives the same pieces and ids as with two (only the model's recorded
+# num_threads differs). A 2-thread job waits for both cores to be free at once, which on 2 cores
+# held the default run's translation family back for 42 minutes; WMT16's 4.5M pairs do use the
+# second thread.
+TRANSLATION_PREPARE_RESOURCES = {
+    "multi30k": {"threads": 1, "mem_mb": 3000, "runtime": 20},
+    "wmt16": {"threads": 2, "mem_mb": 24000, "runtime": 240},
+}
+
+
+def translation_prepare_resources(dataset: str) -> dict[str, int]:
+    """Threads, memory (MB) and runtime (minutes) of the prepare step of ``dataset``."""
+    if dataset not in TRANSLATION_PREPARE_RESOURCES:
+        raise ValueError(f"no prepare resources for translation dataset {dataset!r}; known: "
+                         f"{', '.join(TRANSLATION_PREPARE_RESOURCES)} (add it to "
+                         f"gradprune.workflow.TRANSLATION_PREPARE_RESOURCES)")
+    return dict(TRANSLATION_PREPARE_RESOURCES[dataset])
+
+
 def translation_prepare_inputs(config: dict, dataset: str) -> list[str]:
     """The downloaded files the prepare step of ``dataset`` reads."""
     from gradprune.data.translation import raw_files as translation_raw_files

@@ -1,7 +1,11 @@
 # Prepare rules of the translation family (Multi30k, WMT16): one shared sentencepiece BPE model
 # trained on both sides of the training data, encoded ids of every split, raw evaluation text.
 from gradprune.layout import PREPARED, RAW
-from gradprune.workflow import translation_prepare_inputs, translation_prepare_settings
+from gradprune.workflow import (
+    translation_prepare_inputs,
+    translation_prepare_resources,
+    translation_prepare_settings,
+)
 
 
 rule prepare_translation:
@@ -21,14 +25,11 @@ rule prepare_translation:
     conda:
         # the train env: it has sentencepiece (the data env does not)
         "../../envs/train.yaml"
-    # One thread for Multi30k: its BPE trains in seconds and gives the same pieces and ids as
-    # with two (only the model's recorded num_threads differs). A 2-thread job waits for both
-    # cores to be free at once, which on 2 cores held the default run's translation family back
-    # for 42 minutes; WMT16's 4.5M pairs do use the second thread.
-    threads: lambda wc: 1 if wc.dataset == "multi30k" else 2
+    # per dataset (gradprune.workflow.TRANSLATION_PREPARE_RESOURCES says why Multi30k asks for one)
+    threads: lambda wc: translation_prepare_resources(wc.dataset)["threads"]
     resources:
-        mem_mb=lambda wc: 3000 if wc.dataset == "multi30k" else 24000,
-        runtime=lambda wc: 20 if wc.dataset == "multi30k" else 240,
+        mem_mb=lambda wc: translation_prepare_resources(wc.dataset)["mem_mb"],
+        runtime=lambda wc: translation_prepare_resources(wc.dataset)["runtime"],
     params:
         settings=lambda wc: translation_prepare_settings(config, wc.dataset),
         raw_root=RAW,
