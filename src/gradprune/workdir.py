@@ -1,4 +1,5 @@
-"""A dry run with ``--directory`` leaves no folder behind.
+"""A dry run with ``--directory`` leaves no folder behind, and paths typed relative to the shell's
+folder stay so (:func:`invocation_directory`, :func:`anchor_env_mirror`).
 
 Snakemake creates the folder named by ``--directory`` (and its missing parents) before it reads
 the Snakefile, for every command, a dry run included (``WorkdirHandler.change_to``), and puts its
@@ -14,7 +15,9 @@ the new one; it is indistinguishable from one Snakemake created.)
 from __future__ import annotations
 
 import atexit
+import os
 import shutil
+import urllib.parse
 from pathlib import Path
 
 BOOKKEEPING = ".snakemake"
@@ -30,6 +33,42 @@ def discard_if_nothing_ran(workflow) -> list[Path]:
     if created:
         atexit.register(_remove_unless_jobs_ran, workflow, created)
     return created
+
+
+def invocation_directory(workflow) -> Path:
+    """The folder the command was typed in. With --directory, Snakemake has changed into that
+    folder before it reads the Snakefile and keeps no public record of where it came from: the
+    shell's $PWD when it leads to the working directory, else the parent from which a relative
+    --directory does; the working directory itself when neither tells (or without --directory)."""
+    cwd = Path.cwd().resolve()
+    workdir = workflow.overwrite_workdir
+    if workdir is None:
+        return cwd
+    pwd = os.environ.get("PWD")
+    if pwd and (Path(pwd) / workdir).resolve() == cwd:
+        return Path(pwd).resolve()
+    if not Path(workdir).is_absolute() and ".." not in Path(workdir).parts:
+        for parent in cwd.parents:
+            if (parent / workdir).resolve() == cwd:
+                return parent
+    return cwd
+
+
+def anchor_env_mirror(base: str | os.PathLike) -> str | None:
+    """Make a relative folder in $GRADPRUNE_DATA_MIRROR absolute, read from ``base`` (the folder
+    the command was typed in), and return it: jobs read the variable in the working directory,
+    which --directory moves, and inherit the absolute value. URLs, absolute paths and an unset
+    variable are left as they are. (Here, not in gradprune.data.fetch: where a mirror is found
+    changes no trained number, and the data code's digest marks results stale.)"""
+    from gradprune.data.fetch import ENV_MIRROR
+
+    mirror = os.environ.get(ENV_MIRROR)
+    if not mirror or urllib.parse.urlparse(mirror).scheme in ("http", "https", "file"):
+        return mirror
+    path = Path(mirror).expanduser()
+    if not path.is_absolute():
+        os.environ[ENV_MIRROR] = mirror = os.fspath(Path(base) / path)
+    return mirror
 
 
 def created_folders(workdir: Path, since: float) -> list[Path]:

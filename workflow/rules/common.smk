@@ -7,10 +7,17 @@ from snakemake.utils import validate
 # The package lives in src/; scripts find it the same way (envs need not install it).
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from gradprune.workdir import discard_if_nothing_ran  # noqa: E402
+from gradprune.workdir import (  # noqa: E402
+    anchor_env_mirror,
+    discard_if_nothing_ran,
+    invocation_directory,
+)
 
 # Snakemake creates the --directory folder before reading this file: a dry run removes it again.
 discard_if_nothing_ran(workflow)
+# A relative $GRADPRUNE_DATA_MIRROR names a folder from where the command was typed, not from
+# the --directory the jobs run in.
+anchor_env_mirror(invocation_directory(workflow))
 
 from gradprune.config import (  # noqa: E402
     ConfigError,
