@@ -88,6 +88,51 @@ def test_every_readme_command_has_an_expectation():
         f"expectations of commands no longer in the README: {canonical - set(commands)}")
 
 
+# The README's longer runs (Results), quoted in prose as "Run as `snakemake ...`": each is planned
+# as typed, from the root of a fresh copy; what each must plan, written out by hand: its run
+# folders (every run of the experiment, every seed the command names) and the runtime (minutes)
+# that its overlay gives the pretrain and train jobs, instead of the mini's.
+LSTM = "results/lstm-ptb/lstm_lm-{}/sparsity-{}/seed-{}"
+VISION = "results/mobilenet-fmnist/mobilenet_v1-{}/sparsity-{}/seed-{}"
+OVERLAY_COMMANDS = {
+    "presets/mini-lm-3-epochs.yaml": (
+        {LSTM.format(u, s, seed) for u, s in (("256", "0.0"), ("256", "0.75"), ("256", "0.9"),
+                                               ("73", "0.0"), ("30", "0.0")) for seed in (0, 1)},
+        "240"),
+    "presets/mini-vision-6-epochs.yaml": (
+        {VISION.format(w, s, seed) for w, s in (("1.0", "0.0"), ("1.0", "0.5"), ("1.0", "0.75"),
+                                                 ("1.0", "0.9"), ("1.0", "0.95"), ("0.75", "0.0"),
+                                                 ("0.5", "0.0"), ("0.35", "0.0"), ("0.25", "0.0"))
+         for seed in (0, 1, 2)},
+        "180"),
+}
+
+
+def readme_overlay_commands() -> dict[str, str]:
+    """{overlay: command} of the README's "Run as `snakemake ...`" sentences."""
+    text = re.sub(r"\s+", " ", (ROOT / "README.md").read_text())
+    commands = re.findall(r"Run as `(snakemake [^`]+)`", text)
+    return {next(w for w in shlex.split(c) if w.startswith("presets/")): c for c in commands}
+
+
+def test_every_overlay_command_of_the_readme_has_an_expectation():
+    assert set(readme_overlay_commands()) == set(OVERLAY_COMMANDS)
+
+
+@pytest.mark.parametrize("overlay", list(OVERLAY_COMMANDS))
+def test_readme_overlay_command_plans_every_run_of_every_seed_with_the_overlays_runtime(
+        tmp_path, overlay):
+    runs, runtime = OVERLAY_COMMANDS[overlay]
+    repo = repo_copy(tmp_path / "repo")
+    proc = run_snakemake(repo, "-n", *shlex.split(readme_overlay_commands()[overlay])[1:])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert planned_runs(proc) == runs
+    jobs = planned_jobs(proc)
+    assert jobs["train"] == len(runs) and jobs["pretrain"] == len({r.rsplit("/", 1)[1] for r in runs})
+    trainers = [j for j in planned_job_blocks(proc) if j["rule"] in ("pretrain", "train")]
+    assert {j["resources"]["runtime"] for j in trainers} == {runtime}
+
+
 def _own_preset(words) -> bool:
     return "--configfile" in words
 
